@@ -1,0 +1,163 @@
+"""The `digitrec` command: parse arguments, call the library, print. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from digitrec import __version__
+from digitrec.errors import DigitrecError
+
+EXIT_BAD_INPUT = 2
+
+
+def add_train_parser(commands) -> None:
+    from digitrec.train import TrainConfig
+
+    parser = commands.add_parser(
+        "train",
+        help="train a model on MNIST (or another IDX dataset)",
+        description="Train a model. Values come from the model's defaults, then --config, then flags.",
+    )
+    parser.add_argument("--config", type=Path, help="TOML or JSON file with TrainConfig fields")
+    parser.add_argument(
+        "--out", type=Path, help="run folder for checkpoint, history, config (default runs/MODEL-seedN)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
+    add_common_options(parser)
+    fields = parser.add_argument_group("training config (TrainConfig fields)")
+    for field in dataclasses.fields(TrainConfig):
+        kind = type(field.default)
+        fields.add_argument(
+            f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, default=None,
+            help=f"default {field.default!r} (or the model's own)", metavar=kind.__name__.upper(),
+        )  # fmt: skip
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", type=Path, help="folder with the IDX files (default $DIGITREC_DATA, then ~/.cache)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one machine-readable JSON object")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="digitrec", description="Handwritten digit recognition: train, evaluate.")
+    parser.add_argument("--version", action="version", version=f"digitrec {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_train_parser(commands)
+    evaluate = commands.add_parser(
+        "evaluate", help="test-set report of a checkpoint", description="Evaluate on the test set."
+    )
+    evaluate.add_argument("checkpoint", type=Path, help="checkpoint file or run folder")
+    evaluate.add_argument(
+        "--report-dir", type=Path, help="where to write plots and JSON (default CHECKPOINT's folder/report)"
+    )
+    add_common_options(evaluate)
+    models = commands.add_parser("models", help="list the registered models", description="List registered models.")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def train_config_from_args(args: argparse.Namespace):
+    from digitrec.train import TrainConfig
+
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if args.config:
+        return TrainConfig.from_file(args.config, **overrides)
+    return TrainConfig.for_model(overrides.pop("model", TrainConfig.model), **overrides)
+
+
+def format_epoch(record, epochs: int) -> str:
+    line = f"epoch {record.epoch}/{epochs}: train loss {record.train_loss:.4f} acc {record.train_accuracy:.2%}"
+    if record.validation_accuracy is not None:
+        line += f" | val loss {record.validation_loss:.4f} acc {record.validation_accuracy:.2%}"
+    return line + f" | {record.seconds:.1f} s/epoch, {record.images_per_second:,.0f} img/s"
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from digitrec.train import fit
+
+    config = train_config_from_args(args)
+    if args.print_config:
+        print(config.to_toml(), end="")
+        return 0
+    out_dir = args.out or Path("runs") / f"{config.model}-seed{config.seed}"
+    on_epoch = None if args.json else lambda record: print(format_epoch(record, config.epochs), flush=True)
+    result = fit(
+        config, out_dir, data_dir=args.data_dir, resume=args.resume, progress=sys.stderr.isatty(), on_epoch_end=on_epoch
+    )
+    if args.json:
+        print(json.dumps({"checkpoint": str(result.checkpoint_path), "accuracy": result.test_accuracy,
+                          "correct": result.test_correct, "total": result.test_total, **result.summary}))  # fmt: skip
+    else:
+        print(f"test accuracy: {result.test_accuracy:.2%} ({result.test_correct}/{result.test_total})")
+        speed = f"{result.summary['mean_epoch_seconds']:.1f} s/epoch, {result.summary['mean_images_per_second']:,.0f}"
+        print(f"mean {speed} images/s; checkpoint: {result.checkpoint_path}")
+    return 0
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    from digitrec.checkpoint import resolve_checkpoint_path
+    from digitrec.evaluate import evaluate_checkpoint
+
+    report_dir = args.report_dir or resolve_checkpoint_path(args.checkpoint).parent / "report"
+    report = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, report_dir=report_dir)
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return 0
+    metrics = report.metrics
+    print(f"test accuracy: {metrics['accuracy']:.2%} ({metrics['correct']}/{metrics['total']})")
+    print(f"{'class':>12} {'precision':>9} {'recall':>7} {'support':>7}")
+    for name, row in metrics["per_class"].items():
+        print(f"{name:>12} {row['precision']:>9.4f} {row['recall']:>7.4f} {row['support']:>7d}")
+    print(f"report: {report_dir} (confusion_matrix.png/.json, misclassified.png, metrics.json)")
+    return 0
+
+
+def command_models(args: argparse.Namespace) -> int:
+    from digitrec.models import REGISTRY, build_model, parameter_count
+
+    rows = [
+        {"name": e.name, "parameters": parameter_count(build_model(e.name)), "description": e.description,
+         "train_defaults": e.train_defaults}
+        for e in REGISTRY.values()
+    ]  # fmt: skip
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        print(f"{row['name']:<14} {row['parameters']:>9,} params  {row['description']}")
+    return 0
+
+
+COMMANDS = {"train": command_train, "evaluate": command_evaluate, "models": command_models}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    try:
+        return COMMANDS[args.command](args)
+    except DigitrecError as exc:
+        print(f"digitrec: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("digitrec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Evaluation: metrics as pure functions of (y_true, y_pred), a checkpoint's test report, and its plots."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from torch import nn
+
+from digitrec import checkpoint
+from digitrec.data import dataset_spec, load_split
+from digitrec.fileio import save_figure_atomic, write_json_atomic
+from digitrec.preprocess import to_model_inputs
+
+DEFAULT_BATCH_SIZE = 1000
+MISCLASSIFIED_GRID_MAX = 100  # digits shown in the misclassified grid (10 x 10)
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, inputs: torch.Tensor, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+    """Logits `(N, classes)` of `inputs` `(N, C, H, W)`, in eval mode, batch by batch."""
+    was_training = model.training
+    model.eval()
+    logits = torch.cat([model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
+    model.train(was_training)
+    return logits
+
+
+def accuracy_and_loss(
+    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = DEFAULT_BATCH_SIZE
+) -> tuple[float, float]:
+    """(correct / total, mean cross-entropy); accuracy is an exact ratio of integers."""
+    logits = predict_logits(model, inputs, batch_size)
+    correct = int((logits.argmax(1) == labels).sum())
+    return correct / len(labels), F.cross_entropy(logits, labels).item()
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict:
+    """Accuracy, per-class precision/recall/F1/support and the confusion matrix, JSON-ready."""
+    labels = list(range(len(class_names)))
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    correct = int((y_true == y_pred).sum())
+    return {
+        "accuracy": correct / len(y_true),
+        "correct": correct,
+        "total": int(len(y_true)),
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(class_names)
+        },
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def confusion_matrix_figure(matrix: np.ndarray, class_names: list[str], title: str) -> Figure:
+    figure = Figure(figsize=(7, 6))
+    axes = figure.add_subplot()
+    # log scale so the off-diagonal errors (tens) are visible beside the diagonal (thousands)
+    image = axes.imshow(np.log1p(matrix), cmap="Blues")
+    for (row, col), count in np.ndenumerate(matrix):
+        if count:
+            color = "white" if matrix[row, col] > matrix.max() / 2 else "black"
+            axes.text(col, row, str(count), ha="center", va="center", fontsize=7, color=color)
+    axes.set_xticks(range(len(class_names)), class_names, rotation=45 if len(max(class_names, key=len)) > 2 else 0)
+    axes.set_yticks(range(len(class_names)), class_names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, label="log(1 + count)")
+    return figure
+
+
+def misclassified_figure(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> Figure:
+    """A grid of misclassified images, each titled 'true -> predicted'."""
+    wrong = np.flatnonzero(y_true != y_pred)[:MISCLASSIFIED_GRID_MAX]
+    columns = 10
+    rows = max(1, math.ceil(len(wrong) / columns))
+    figure = Figure(figsize=(columns * 1.1, rows * 1.3))
+    for slot, index in enumerate(wrong):
+        axes = figure.add_subplot(rows, columns, slot + 1)
+        axes.imshow(images[index], cmap="gray_r")
+        axes.set_title(f"{class_names[y_true[index]]}→{class_names[y_pred[index]]}", fontsize=8)
+        axes.axis("off")
+    total_wrong = int((y_true != y_pred).sum())
+    figure.suptitle(f"misclassified: {total_wrong} (first {len(wrong)} shown, true→predicted)")
+    return figure
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    metrics: dict
+    checkpoint: str
+    report_dir: Path | None
+
+    def to_json(self) -> dict:
+        report_dir = str(self.report_dir) if self.report_dir else None
+        return {"checkpoint": self.checkpoint, "report_dir": report_dir} | self.metrics
+
+
+def evaluate_checkpoint(
+    path: str | Path, data_dir: str | Path | None = None, report_dir: str | Path | None = None
+) -> EvaluationReport:
+    """Test-set metrics of a checkpoint; with `report_dir`, also confusion matrix (PNG + JSON) and errors grid."""
+    model, metadata = checkpoint.load_model(path)
+    config = metadata["config"]
+    spec = dataset_spec(config["dataset"])
+    test_split = load_split("test", data_dir, spec)
+    if config.get("test_subset"):
+        test_split = test_split.subset(np.arange(config["test_subset"]))
+    inputs = to_model_inputs(test_split.images, config["normalization"])
+    y_pred = predict_logits(model, inputs).argmax(1).numpy()
+    y_true = test_split.labels.astype(np.int64)
+    class_names = list(spec.class_names)
+    metrics = classification_metrics(y_true, y_pred, class_names) | {"model": config["model"]}
+    if report_dir is not None:
+        report_dir = Path(report_dir)
+        write_json_atomic(report_dir / "metrics.json", metrics)
+        matrix = np.array(metrics["confusion_matrix"])
+        title = f"{config['model']}: test accuracy {metrics['accuracy']:.2%}"
+        save_figure_atomic(confusion_matrix_figure(matrix, class_names, title), report_dir / "confusion_matrix.png")
+        write_json_atomic(report_dir / "confusion_matrix.json", {"labels": class_names, "matrix": matrix.tolist()})
+        figure = misclassified_figure(test_split.images, y_true, y_pred, class_names)
+        save_figure_atomic(figure, report_dir / "misclassified.png")
+    return EvaluationReport(metrics, str(checkpoint.resolve_checkpoint_path(path)), report_dir)

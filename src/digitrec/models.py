@@ -1,0 +1,148 @@
+"""Model registry: a name -> an `nn.Module` constructor, with the training defaults that travel with it.
+
+Models here know nothing of files, data or training loops; shapes are computed from the input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from digitrec.errors import DigitrecError
+
+MNIST_IMAGE_SIZE = 28
+MNIST_CLASSES = 10
+
+# The report's CNN (annex): three Conv2D(64, 3x3) + ReLU + MaxPool(2x2), then Dense(64), Dense(32), Dense(10).
+PAPER_CONV_CHANNELS = 64
+PAPER_KERNEL_SIZE = 3
+PAPER_POOL_SIZE = 2
+PAPER_DENSE_3 = (64, 32)  # hidden widths of the "3 dense layers" head (the third dense layer is the output)
+# The report does not give the width of the extra hidden layer of its "4 dense layers" head; we repeat the first
+# hidden width (64), so the extra layer changes depth without changing the bottleneck.
+PAPER_DENSE_4 = (64, 64, 32)
+PAPER_L2 = 0.01  # Keras l2(0.01) on the first conv layer's kernel and bias
+PAPER_ROTATION_DEG = 10.0  # ImageDataGenerator(rotation_range=10)
+
+
+def conv_output_size(size: int, kernel: int, pool: int) -> int:
+    """Spatial size after a valid (unpadded) convolution followed by a floor-mode max-pool."""
+    return (size - kernel + 1) // pool
+
+
+class PaperCNN(nn.Module):
+    """The report's network: 3 x (conv 3x3, ReLU, max-pool 2x2), flatten, dense ReLU layers, linear output."""
+
+    def __init__(
+        self,
+        hidden_widths: tuple[int, ...],
+        num_classes: int = MNIST_CLASSES,
+        image_size: int = MNIST_IMAGE_SIZE,
+        in_channels: int = 1,
+    ) -> None:
+        super().__init__()
+        convs, channels, size = [], in_channels, image_size
+        for _ in range(3):
+            convs += [nn.Conv2d(channels, PAPER_CONV_CHANNELS, PAPER_KERNEL_SIZE), nn.ReLU(), nn.MaxPool2d(2)]
+            channels, size = PAPER_CONV_CHANNELS, conv_output_size(size, PAPER_KERNEL_SIZE, PAPER_POOL_SIZE)
+        if size < 1:
+            raise DigitrecError(f"input size {image_size} is too small for three conv+pool stages")
+        self.features = nn.Sequential(*convs)
+        dense, width = [], channels * size * size
+        for hidden in hidden_widths:
+            dense += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.classifier = nn.Sequential(nn.Flatten(), *dense, nn.Linear(width, num_classes))
+        self.apply(glorot_init)
+
+    @property
+    def first_conv(self) -> nn.Conv2d:
+        return self.features[0]
+
+    def regularized_parameters(self) -> list[nn.Parameter]:
+        """The parameters the report's L2 applies to: the first conv layer's kernel and bias."""
+        return [self.first_conv.weight, self.first_conv.bias]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (N, C, 28, 28) -> features (N, 64, 1, 1) -> logits (N, num_classes)
+        return self.classifier(self.features(x))
+
+
+def glorot_init(module: nn.Module) -> None:
+    """Keras' defaults: Glorot-uniform kernels, zero biases (PyTorch's own default differs)."""
+    if isinstance(module, nn.Conv2d | nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    build: Callable[..., nn.Module]
+    description: str
+    train_defaults: dict = field(default_factory=dict)  # TrainConfig fields this model is meant to train with
+
+
+REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> None:
+    if entry.name in REGISTRY:
+        raise ValueError(f"model {entry.name!r} registered twice")
+    REGISTRY[entry.name] = entry
+
+
+PAPER_DEFAULTS = {"batch_size": 32, "optimizer": "adam", "learning_rate": 1e-3, "normalization": "paper"}
+PAPER_CASES = {  # case: (hidden widths, L2 on first conv, rotation augmentation); the report's table, section 5
+    1: (PAPER_DENSE_3, False, False),
+    2: (PAPER_DENSE_4, False, False),
+    3: (PAPER_DENSE_3, True, False),
+    4: (PAPER_DENSE_4, True, False),
+    5: (PAPER_DENSE_3, False, True),
+    6: (PAPER_DENSE_4, False, True),
+    7: (PAPER_DENSE_3, True, True),
+    # The text of case 8 says "3 dense layers", its table row says 4; we follow the table.
+    8: (PAPER_DENSE_4, True, True),
+}
+
+
+def paper_case_name(case: int) -> str:
+    return f"paper-case{case}"
+
+
+def _register_paper_cases() -> None:
+    for case, (widths, has_l2, has_rotation) in PAPER_CASES.items():
+        parts = [f"{len(widths) + 1} dense"] + ["L2 0.01 on conv1"] * has_l2 + ["rotation ±10°"] * has_rotation
+        register(
+            ModelEntry(
+                name=paper_case_name(case),
+                build=lambda widths=widths, **kwargs: PaperCNN(widths, **kwargs),
+                description=f"report case {case}: 3 conv (64, 3x3) + " + ", ".join(parts),
+                train_defaults={
+                    **PAPER_DEFAULTS,
+                    "l2_first_conv": PAPER_L2 if has_l2 else 0.0,
+                    "rotation_deg": PAPER_ROTATION_DEG if has_rotation else 0.0,
+                },
+            )
+        )
+
+
+_register_paper_cases()
+
+
+def model_entry(name: str) -> ModelEntry:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise DigitrecError(f"unknown model {name!r}; `digitrec models` lists them") from None
+
+
+def build_model(name: str, num_classes: int = MNIST_CLASSES, image_size: int = MNIST_IMAGE_SIZE) -> nn.Module:
+    return model_entry(name).build(num_classes=num_classes, image_size=image_size)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

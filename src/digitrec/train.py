@@ -1,0 +1,373 @@
+"""Training: a config dataclass per run, `fit()`, per-epoch history, checkpoints every epoch, exact resume.
+
+Every random draw of epoch `e` comes from a generator seeded by `(seed, e)`, so a run resumed from the
+checkpoint of epoch `e - 1` continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomli_w
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from digitrec import augment, checkpoint
+from digitrec.data import LabelledImages, dataset_spec, load_split, train_validation_indices
+from digitrec.errors import DigitrecError
+from digitrec.evaluate import accuracy_and_loss
+from digitrec.fileio import write_json_atomic
+from digitrec.models import build_model, model_entry
+from digitrec.preprocess import to_model_inputs
+
+log = logging.getLogger(__name__)
+
+KERAS_ADAM_EPSILON = 1e-7  # Keras' Adam default (PyTorch's is 1e-8); the report trained with Keras
+SGD_MOMENTUM = 0.9
+EPOCH_SEED_STRIDE = 1_000_003  # a prime: seeds of (seed, epoch) pairs never collide for epoch < stride
+EVAL_BATCH_SIZE = 1000
+RUN_FILE = "run.json"
+SCHEDULES = ("constant", "onecycle", "cosine")
+OPTIMIZERS = ("adam", "adamw", "sgd", "adadelta")
+ONECYCLE_WARMUP_FRACTION = 0.25  # share of steps spent rising to the peak learning rate
+ONECYCLE_DIV_START = 25.0  # start at peak / 25 (torch's OneCycleLR default)
+ONECYCLE_DIV_END = 1e4  # end at start / 1e4 (torch's OneCycleLR default)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; saved in every checkpoint and in run.json."""
+
+    model: str = "paper-case1"
+    dataset: str = "mnist"
+    epochs: int = 20
+    batch_size: int = 32
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    step_gamma: float = 1.0  # multiply the learning rate by this after every epoch (1.0: off)
+    l2_first_conv: float = 0.0  # the report's Keras l2(c): c * sum(w**2 + b**2) of the first conv, added to the loss
+    rotation_deg: float = 0.0  # random rotation in [-deg, deg] of every training image
+    label_smoothing: float = 0.0
+    normalization: str = "paper"
+    seed: int = 0
+    validation_size: int = 5000  # images held out of the 60k training set for validation
+    train_subset: int = 0  # use only this many training images (0: all); for quick runs and tests
+    test_subset: int = 0  # evaluate on only this many test images (0: all)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        model_entry(self.model)
+        dataset_spec(self.dataset)
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
+            (self.l2_first_conv >= 0, f"l2_first_conv must be >= 0, got {self.l2_first_conv}"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.validation_size >= 0, f"validation_size must be >= 0, got {self.validation_size}"),
+            (self.train_subset >= 0 and self.test_subset >= 0, "subsets must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DigitrecError(f"bad training config: {message}")
+
+    @classmethod
+    def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
+        """The model's own training defaults (from the registry), then `overrides`."""
+        return cls.from_dict({"model": model, **model_entry(model).train_defaults, **overrides})
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise DigitrecError(f"bad training config: unknown field(s) {', '.join(unknown)}")
+        typed = {}
+        for name, value in values.items():
+            expected = type(known[name].default)
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if isinstance(value, bool) or not isinstance(value, expected):
+                raise DigitrecError(f"bad training config: {name} must be {expected.__name__}, got {value!r}")
+            typed[name] = value
+        return cls(**typed)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """A TOML or JSON config file; its `model` brings that model's defaults, the file's values win."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+            values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        except (OSError, ValueError) as exc:
+            raise DigitrecError(f"{path}: cannot read config ({exc})") from None
+        merged = {**values, **overrides}
+        return cls.for_model(merged.pop("model", cls.model), **merged)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    validation_loss: float | None
+    validation_accuracy: float | None
+    learning_rate: float
+    seconds: float
+    images_per_second: float
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    history: list[EpochRecord]
+    test_accuracy: float
+    test_loss: float
+    test_correct: int
+    test_total: int
+    checkpoint_path: Path
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Model-ready tensors: inputs `(N, 1, H, W)` float32, labels `(N,)` int64."""
+
+    train_inputs: torch.Tensor
+    train_labels: torch.Tensor
+    validation_inputs: torch.Tensor
+    validation_labels: torch.Tensor
+    num_classes: int
+    image_size: int
+
+
+def to_tensors(split: LabelledImages, normalization: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return to_model_inputs(split.images, normalization), torch.from_numpy(split.labels.astype(np.int64))
+
+
+def prepare_training_data(config: TrainConfig, data_dir: str | Path | None = None) -> PreparedData:
+    """Training split minus a seeded validation split, optionally subsampled, normalized, as tensors."""
+    spec = dataset_spec(config.dataset)
+    train_split = load_split("train", data_dir, spec)
+    if config.train_subset:
+        keep = np.random.default_rng(config.seed).permutation(len(train_split))[: config.train_subset]
+        train_split = train_split.subset(np.sort(keep))
+    train_idx, validation_idx = train_validation_indices(len(train_split), config.validation_size, config.seed)
+    train_inputs, train_labels = to_tensors(train_split.subset(train_idx), config.normalization)
+    validation_inputs, validation_labels = to_tensors(train_split.subset(validation_idx), config.normalization)
+    return PreparedData(
+        train_inputs, train_labels, validation_inputs, validation_labels, spec.num_classes, spec.image_shape[0]
+    )
+
+
+def load_test_tensors(config: TrainConfig, data_dir: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    test_split = load_split("test", data_dir, dataset_spec(config.dataset))
+    if config.test_subset:
+        test_split = test_split.subset(np.arange(config.test_subset))
+    return to_tensors(test_split, config.normalization)
+
+
+def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
+    lr, wd = config.learning_rate, config.weight_decay
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=lr, eps=KERAS_ADAM_EPSILON, weight_decay=wd)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=wd)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=SGD_MOMENTUM, nesterov=True, weight_decay=wd)
+    return torch.optim.Adadelta(parameters, lr=lr, weight_decay=wd)
+
+
+def learning_rate_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """The learning rate for global step `step`: a pure function of the config, so resuming needs no state."""
+    total_steps = config.epochs * steps_per_epoch
+    progress = min(step / max(total_steps, 1), 1.0)
+    peak = config.learning_rate * config.step_gamma ** (step // steps_per_epoch)
+    if config.schedule == "cosine":
+        return peak * 0.5 * (1 + math.cos(math.pi * progress))
+    if config.schedule == "onecycle":
+        start, end = peak / ONECYCLE_DIV_START, peak / ONECYCLE_DIV_START / ONECYCLE_DIV_END
+        if progress < ONECYCLE_WARMUP_FRACTION:
+            phase = progress / ONECYCLE_WARMUP_FRACTION
+            return start + (peak - start) * 0.5 * (1 - math.cos(math.pi * phase))
+        phase = (progress - ONECYCLE_WARMUP_FRACTION) / (1 - ONECYCLE_WARMUP_FRACTION)
+        return end + (peak - end) * 0.5 * (1 + math.cos(math.pi * phase))
+    return peak
+
+
+def l2_penalty(parameters: list[torch.Tensor], coefficient: float) -> torch.Tensor:
+    """Keras' l2(c) regularizer summed over `parameters`: c * sum(p ** 2)."""
+    return coefficient * sum(p.pow(2).sum() for p in parameters)
+
+
+def regularized_parameters(model: nn.Module) -> list[torch.Tensor]:
+    if not hasattr(model, "regularized_parameters"):
+        raise DigitrecError(f"{type(model).__name__} has no first-conv L2 parameters; set l2_first_conv = 0")
+    return model.regularized_parameters()
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * EPOCH_SEED_STRIDE + epoch)
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    data: PreparedData,
+    epoch: int,
+    progress: bool = True,
+) -> tuple[float, float, float]:
+    """One pass over the training tensors; returns (mean loss, accuracy, images/s)."""
+    model.train()
+    generator = epoch_generator(config.seed, epoch)
+    count = len(data.train_labels)
+    order = torch.randperm(count, generator=generator)
+    steps = math.ceil(count / config.batch_size)
+    regularized = regularized_parameters(model) if config.l2_first_conv > 0 else []
+    loss_sum, correct, seen = 0.0, 0, 0
+    started = time.perf_counter()
+    bar = tqdm(total=count, unit="img", desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress)
+    for step in range(steps):
+        batch_idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+        inputs = augment.random_rotation(data.train_inputs[batch_idx], config.rotation_deg, generator)
+        labels = data.train_labels[batch_idx]
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate_at(config, epoch * steps + step, steps)
+        logits = model(inputs)
+        loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+        if regularized:
+            loss = loss + l2_penalty(regularized, config.l2_first_conv)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * len(labels)
+        correct += (logits.argmax(1) == labels).sum().item()
+        seen += len(labels)
+        bar.update(len(labels))
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+    bar.close()
+    elapsed = time.perf_counter() - started
+    return loss_sum / seen, correct / seen, seen / elapsed
+
+
+def run_metadata(config: TrainConfig, data: PreparedData, history: list[EpochRecord], **extra: Any) -> dict:
+    return {
+        "format": "digitrec-checkpoint-1",
+        "config": config.to_dict(),
+        "num_classes": data.num_classes,
+        "image_size": data.image_size,
+        "epochs_done": len(history),
+        "history": [dataclasses.asdict(r) for r in history],
+        **extra,
+    }
+
+
+def restore_from_checkpoint(
+    path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> list[EpochRecord]:
+    tensors, metadata = checkpoint.read_checkpoint(path)
+    saved = metadata.get("config", {})
+    if saved != config.to_dict():
+        differing = sorted(k for k in config.to_dict() if saved.get(k) != getattr(config, k))
+        raise DigitrecError(f"{path}: cannot resume, its config differs in: {', '.join(differing)}")
+    model.load_state_dict(checkpoint.model_state(tensors))
+    optimizer_state = checkpoint.optimizer_state(tensors, metadata)
+    if optimizer_state is None:
+        raise DigitrecError(f"{path}: cannot resume, the checkpoint holds no optimizer state")
+    optimizer.load_state_dict(optimizer_state)
+    return [EpochRecord(**r) for r in metadata["history"]]
+
+
+def history_summary(history: list[EpochRecord]) -> dict:
+    """The report's figures: min/max training and validation accuracy over epochs."""
+    train = [r.train_accuracy for r in history]
+    validation = [r.validation_accuracy for r in history if r.validation_accuracy is not None]
+    summary = {"min_train_accuracy": min(train), "max_train_accuracy": max(train)}
+    if validation:
+        summary |= {"min_validation_accuracy": min(validation), "max_validation_accuracy": max(validation)}
+    summary["mean_epoch_seconds"] = sum(r.seconds for r in history) / len(history)
+    summary["mean_images_per_second"] = sum(r.images_per_second for r in history) / len(history)
+    return summary
+
+
+def fit(
+    config: TrainConfig,
+    out_dir: str | Path,
+    data_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+) -> TrainResult:
+    """Train `config` into `out_dir` (checkpoint.safetensors after every epoch, run.json at the end)."""
+    out_dir = Path(out_dir)
+    checkpoint_path = out_dir / checkpoint.CHECKPOINT_NAME
+    if checkpoint_path.exists() and not resume:
+        raise DigitrecError(f"{out_dir} already holds a run: pass --resume to continue it, or choose another --out")
+    data = prepare_training_data(config, data_dir)  # fails on bad data before anything is written
+    test_inputs, test_labels = load_test_tensors(config, data_dir)
+
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, num_classes=data.num_classes, image_size=data.image_size)
+    optimizer = make_optimizer(config, model.parameters())
+    history: list[EpochRecord] = []
+    if resume and checkpoint_path.exists():
+        history = restore_from_checkpoint(checkpoint_path, config, model, optimizer)
+        log.info("resuming %s after epoch %d", out_dir, len(history))
+
+    for epoch in range(len(history), config.epochs):
+        started = time.perf_counter()
+        train_loss, train_accuracy, images_per_second = train_epoch(model, optimizer, config, data, epoch, progress)
+        validation_accuracy = validation_loss = None
+        if len(data.validation_labels):
+            validation_accuracy, validation_loss = accuracy_and_loss(
+                model, data.validation_inputs, data.validation_labels, EVAL_BATCH_SIZE
+            )
+        record = EpochRecord(
+            epoch=epoch + 1,
+            train_loss=train_loss,
+            train_accuracy=train_accuracy,
+            validation_loss=validation_loss,
+            validation_accuracy=validation_accuracy,
+            learning_rate=optimizer.param_groups[0]["lr"],
+            seconds=time.perf_counter() - started,
+            images_per_second=images_per_second,
+        )
+        history.append(record)
+        checkpoint.save_checkpoint(checkpoint_path, model, run_metadata(config, data, history), optimizer)
+        if on_epoch_end:
+            on_epoch_end(record)
+
+    test_accuracy, test_loss = accuracy_and_loss(model, test_inputs, test_labels, EVAL_BATCH_SIZE)
+    test_correct = round(test_accuracy * len(test_labels))
+    summary = history_summary(history) | {"test_accuracy": test_accuracy, "test_loss": test_loss}
+    metadata = run_metadata(config, data, history, finished=True, summary=summary)
+    checkpoint.save_checkpoint(checkpoint_path, model, metadata, optimizer)
+    write_json_atomic(out_dir / RUN_FILE, {k: v for k, v in metadata.items() if k != "optimizer_state"})
+    return TrainResult(
+        config, history, test_accuracy, test_loss, test_correct, len(test_labels), checkpoint_path, summary
+    )
