@@ -137,7 +137,7 @@ def parse_idx(content: bytes, source: str) -> np.ndarray:
         )
     if len(content) > expected:
         raise DigitrecError(f"{source}: {len(content) - expected} unexpected bytes after the data of shape {shape}")
-    return np.frombuffer(content, dtype=np.uint8, offset=header_len).reshape(shape)
+    return np.frombuffer(content, dtype=np.uint8, offset=header_len).reshape(shape).copy()  # writable
 
 
 def encode_idx(array: np.ndarray) -> bytes:
