@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -49,6 +50,40 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
 
 
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def seed_list(text: str) -> list[int]:
+    """`3` means seeds 0, 1, 2; `4,7` means seeds 4 and 7."""
+    values = int_list(text)
+    return list(range(values[0])) if len(values) == 1 and "," not in text else values
+
+
+def add_experiments_parser(commands) -> None:
+    parser = commands.add_parser(
+        "experiments",
+        help="run the report's eight cases and classical baselines over seeds (cached, resumable)",
+        description="Runs each (case, seed) not yet recorded under OUT/runs/, then writes table.md, table.csv, "
+        "summary.json and plots in OUT. Interrupt at any time: a rerun continues where it stopped.",
+    )
+    parser.add_argument("grid", choices=["paper", "baselines"], help="paper: CNN cases + baselines; baselines only")
+    parser.add_argument(
+        "--out", type=Path, default=Path("results/paper"), help="results folder (default results/paper)"
+    )
+    parser.add_argument("--cache", type=Path, help="checkpoints of unfinished runs (default OUT/cache, not committed)")
+    parser.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="a count (3: seeds 0-2) or a list (4,7)")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per CNN run (default 20, the report's)")
+    parser.add_argument("--cases", type=int_list, default=list(range(1, 9)), help="paper cases, e.g. 1,5,7")
+    parser.add_argument("--baselines", default="knn,svm,random-forest,mlp", help="comma-separated, or 'none'")
+    parser.add_argument("--subset", type=int, default=0, help="train on only this many training images (0: all)")
+    parser.add_argument("--test-subset", type=int, default=0, help="test on only the first N test images (0: all)")
+    add_common_options(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="digitrec", description="Handwritten digit recognition: train, evaluate.")
     parser.add_argument("--version", action="version", version=f"digitrec {__version__}")
@@ -63,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--report-dir", type=Path, help="where to write plots and JSON (default CHECKPOINT's folder/report)"
     )
     add_common_options(evaluate)
+    add_experiments_parser(commands)
     models = commands.add_parser("models", help="list the registered models", description="List registered models.")
     models.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -141,11 +177,40 @@ def command_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": command_train, "evaluate": command_evaluate, "models": command_models}
+def command_experiments(args: argparse.Namespace) -> int:
+    from digitrec.data import load_split
+    from digitrec.experiments import GridConfig, run_grid, write_report
+
+    baselines = [] if args.baselines == "none" else [b for b in args.baselines.split(",") if b]
+    cases = [] if args.grid == "baselines" else args.cases
+    grid = GridConfig(cases=cases, seeds=args.seeds, epochs=args.epochs, train_subset=args.subset,
+                      test_subset=args.test_subset, baselines=baselines)  # fmt: skip
+    records, failures = run_grid(grid, args.out, args.cache or args.out / "cache", data_dir=args.data_dir)
+    test_labels = load_split("test", args.data_dir).labels
+    command = "digitrec " + shlex.join(args.argv)
+    rows = write_report(records, args.out, test_labels, command)
+    if args.json:
+        print(json.dumps({"rows": rows, "failures": failures, "out": str(args.out)}))
+    else:
+        print((args.out / "table.md").read_text(), end="")
+        print(f"{len(records)} runs recorded in {args.out}; {len(failures)} failed")
+    for failure in failures:
+        print(f"digitrec: run failed: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+COMMANDS = {
+    "train": command_train,
+    "evaluate": command_evaluate,
+    "models": command_models,
+    "experiments": command_experiments,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)

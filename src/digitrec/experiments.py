@@ -1,0 +1,421 @@
+"""Experiment grids: the report's eight cases over seeds, classical baselines, statistics, tables and plots.
+
+Each finished run is written as JSON (config, history, summary, test predictions) and skipped on rerun, so a
+grid can be built up over several sittings; an unfinished run resumes from its cached checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from scipy import stats
+from tqdm import tqdm
+
+from digitrec.checkpoint import load_model
+from digitrec.data import load_split, train_validation_indices
+from digitrec.errors import DigitrecError
+from digitrec.evaluate import predict_logits
+from digitrec.fileio import save_figure_atomic, write_json_atomic, write_text_atomic
+from digitrec.models import PAPER_CASES, paper_case_name
+from digitrec.train import TrainConfig, fit, load_test_tensors
+
+log = logging.getLogger(__name__)
+
+CONFIDENCE_LEVEL = 0.95
+PAPER_EPOCHS = 20
+REFERENCE_CASE = 1  # every case is tested against case 1 (McNemar)
+VALIDATION_SIZE = 5000
+
+# The report's table (section 5): min/max train accuracy, min/max validation accuracy, test accuracy, in %.
+# Cases 5-8 were trained without validation data, so those two columns are empty there.
+PAPER_TABLE = {
+    1: (99.46, 97.83, 99.85, 98.61, 98.61),
+    2: (88.00, 95.02, 99.70, 98.60, 98.69),
+    3: (89.13, 95.14, 99.62, 98.49, 98.17),
+    4: (85.24, 99.51, 94.82, 98.26, 98.40),
+    5: (91.07, None, 99.47, None, 98.82),
+    6: (89.43, None, 99.45, None, 98.71),
+    7: (90.52, None, 99.33, None, 98.82),
+    8: (87.77, None, 99.22, None, 98.37),
+}
+FIGURES = ("min_train_accuracy", "min_validation_accuracy", "max_train_accuracy", "max_validation_accuracy",
+           "test_accuracy")  # fmt: skip
+
+
+@dataclass
+class GridConfig:
+    """A grid of paper cases x seeds (+ baselines); saved beside its results."""
+
+    cases: list[int] = field(default_factory=lambda: list(PAPER_CASES))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    epochs: int = PAPER_EPOCHS
+    train_subset: int = 0
+    test_subset: int = 0
+    baselines: list[str] = field(default_factory=lambda: ["knn", "svm", "random-forest", "mlp"])
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.cases if c not in PAPER_CASES]
+        if unknown:
+            raise DigitrecError(f"unknown paper case(s) {unknown}; cases are 1-8")
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            raise DigitrecError(f"unknown baseline(s) {unknown}; known: {', '.join(BASELINES)}")
+        if not self.seeds:
+            raise DigitrecError("at least one seed is needed")
+
+    @property
+    def validation_size(self) -> int:
+        """5,000 of the 60,000 training images; a tenth of a training subset."""
+        return self.train_subset // 10 if self.train_subset else VALIDATION_SIZE
+
+    def train_config(self, case: int, seed: int) -> TrainConfig:
+        return TrainConfig.for_model(
+            paper_case_name(case), epochs=self.epochs, seed=seed, validation_size=self.validation_size,
+            train_subset=self.train_subset, test_subset=self.test_subset,
+        )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ statistics
+
+
+def mean_std_ci(values: list[float], level: float = CONFIDENCE_LEVEL) -> dict:
+    """Mean, sample std and a Student-t confidence interval of the mean (half-width 0 for one value)."""
+    array = np.asarray(values, dtype=float)
+    mean = float(array.mean())
+    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    half = float(stats.t.ppf(0.5 + level / 2, len(array) - 1) * std / math.sqrt(len(array))) if len(array) > 1 else 0
+    return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "n": len(array)}
+
+
+def mcnemar_exact_p(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
+    """Exact (binomial) McNemar test on paired per-example correctness; 1.0 when they never disagree."""
+    only_a = int((correct_a & ~correct_b).sum())
+    only_b = int((~correct_a & correct_b).sum())
+    if only_a + only_b == 0:
+        return 1.0
+    return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+# -------------------------------------------------------------------------------------------- running runs
+
+
+def run_key(case: int, seed: int) -> str:
+    return f"{paper_case_name(case)}-seed{seed}"
+
+
+def run_cnn(grid: GridConfig, case: int, seed: int, out_dir: Path, cache_dir: Path, data_dir) -> dict:
+    """One paper case, one seed: trained (or resumed) in the cache, recorded as runs/KEY.json."""
+    record_path = out_dir / "runs" / f"{run_key(case, seed)}.json"
+    config = grid.train_config(case, seed)
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        if record["config"] == config.to_dict():
+            return record
+    run_dir = cache_dir / run_key(case, seed)
+    resume = (run_dir / "checkpoint.safetensors").exists()
+    result = fit(config, run_dir, data_dir=data_dir, resume=resume, progress=False)
+    model, _ = load_model(result.checkpoint_path)
+    test_inputs, _ = load_test_tensors(config, data_dir)
+    predictions = predict_logits(model, test_inputs).argmax(1).numpy()
+    record = {
+        "kind": "cnn",
+        "name": paper_case_name(case),
+        "case": case,
+        "seed": seed,
+        "config": config.to_dict(),
+        "history": [dataclasses.asdict(r) for r in result.history],
+        "summary": result.summary,
+        "test_predictions": "".join(map(str, predictions.tolist())),
+    }
+    write_json_atomic(record_path, record)
+    return record
+
+
+def run_baseline(grid: GridConfig, name: str, seed: int, out_dir: Path, data_dir) -> dict:
+    record_path = out_dir / "runs" / f"{name}-seed{seed}.json"
+    settings = {"train_subset": grid.train_subset, "test_subset": grid.test_subset, "seed": seed}
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        if record["settings"] == settings:
+            return record
+    train_split = load_split("train", data_dir)
+    test_split = load_split("test", data_dir)
+    if grid.train_subset:
+        keep = np.random.default_rng(seed).permutation(len(train_split))[: grid.train_subset]
+        train_split = train_split.subset(np.sort(keep))
+    if grid.test_subset:
+        test_split = test_split.subset(np.arange(grid.test_subset))
+    train_idx, _ = train_validation_indices(len(train_split), grid.validation_size, seed)  # same split as the CNNs
+    train_split = train_split.subset(train_idx)
+    baseline = BASELINES[name]
+    estimator = baseline.build(seed)
+    features_train = baseline.features(train_split.images)
+    started = time.perf_counter()
+    estimator.fit(features_train, train_split.labels)
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    predictions = estimator.predict(baseline.features(test_split.images))
+    predict_seconds = time.perf_counter() - started
+    record = {
+        "kind": "baseline",
+        "name": name,
+        "seed": seed,
+        "settings": settings,
+        "description": baseline.description,
+        "summary": {
+            "test_accuracy": float((predictions == test_split.labels).mean()),
+            "fit_seconds": fit_seconds,
+            "predict_seconds": predict_seconds,
+            "train_images": len(train_split),
+        },
+        "test_predictions": "".join(map(str, predictions.tolist())),
+    }
+    write_json_atomic(record_path, record)
+    return record
+
+
+@dataclass(frozen=True)
+class Baseline:
+    description: str
+    build: Callable[[int], object]
+    features: Callable[[np.ndarray], np.ndarray]
+
+
+def flat_unit_pixels(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+def _knn(seed: int):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return KNeighborsClassifier(n_neighbors=3, n_jobs=-1)
+
+
+SVM_PCA_COMPONENTS = 50  # PCA to 50 dimensions keeps ~82% of pixel variance and makes the RBF SVM ~10x faster
+
+
+def _svm(seed: int):
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import SVC
+
+    return make_pipeline(PCA(SVM_PCA_COMPONENTS, random_state=seed), SVC(kernel="rbf", C=10, gamma="scale"))
+
+
+def _random_forest(seed: int):
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=200, n_jobs=-1, random_state=seed)
+
+
+def _mlp(seed: int):
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(hidden_layer_sizes=(256, 128), max_iter=30, early_stopping=True, random_state=seed)
+
+
+BASELINES = {
+    "knn": Baseline("k-nearest neighbours, k=3, raw pixels /255", _knn, flat_unit_pixels),
+    "svm": Baseline(f"SVM, RBF kernel, C=10, on PCA-{SVM_PCA_COMPONENTS} of pixels /255", _svm, flat_unit_pixels),
+    "random-forest": Baseline("random forest, 200 trees, raw pixels /255", _random_forest, flat_unit_pixels),
+    "mlp": Baseline("multilayer perceptron 784-256-128-10, Adam, early stopping", _mlp, flat_unit_pixels),
+}
+
+
+def run_grid(
+    grid: GridConfig,
+    out_dir: Path,
+    cache_dir: Path,
+    data_dir=None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[list[dict], list[str]]:
+    """Run every (case, seed) and (baseline, seed) not yet recorded; failures are logged and skipped."""
+    jobs = []  # seed-major: an unfinished grid already covers every case and baseline with its first seeds
+    for seed in grid.seeds:
+        jobs += [("cnn", case, seed) for case in grid.cases] + [("baseline", name, seed) for name in grid.baselines]
+    write_json_atomic(out_dir / "grid.json", dataclasses.asdict(grid))
+    records, failures = [], []
+    bar = tqdm(total=len(jobs), unit="run", desc="grid")
+    for kind, what, seed in jobs:
+        label = run_key(what, seed) if kind == "cnn" else f"{what}-seed{seed}"
+        bar.set_postfix_str(label)
+        try:
+            if kind == "cnn":
+                records.append(run_cnn(grid, what, seed, out_dir, cache_dir, data_dir))
+            else:
+                records.append(run_baseline(grid, what, seed, out_dir, data_dir))
+        except DigitrecError:
+            raise  # bad data or config: every run would fail the same way
+        except Exception as exc:  # a failed run is reported and the grid goes on
+            log.error("run %s failed: %s: %s", label, type(exc).__name__, exc)
+            failures.append(f"{label}: {type(exc).__name__}: {exc}")
+        bar.update(1)
+        if on_progress:
+            on_progress(label, bar.n, len(jobs))
+    bar.close()
+    return records, failures
+
+
+# ------------------------------------------------------------------------------------------- tables, plots
+
+
+def summarize(records: list[dict], test_labels: np.ndarray) -> list[dict]:
+    """One row per case / baseline: our figures over seeds (mean, std, CI) and McNemar p vs case 1."""
+    by_name: dict[str, list[dict]] = {}
+    for record in records:
+        by_name.setdefault(record["name"], []).append(record)
+    reference = {r["seed"]: r for r in by_name.get(paper_case_name(REFERENCE_CASE), [])}
+    rows = []
+    for name, runs in by_name.items():
+        runs = sorted(runs, key=lambda r: r["seed"])
+        row = {"name": name, "kind": runs[0]["kind"], "seeds": [r["seed"] for r in runs]}
+        for figure in FIGURES:
+            values = [r["summary"][figure] * 100 for r in runs if r["summary"].get(figure) is not None]
+            if values:
+                row[figure] = mean_std_ci(values)
+        p_values = []
+        for run in runs:
+            ref = reference.get(run["seed"])
+            if ref is not None and ref is not run and len(ref["test_predictions"]) == len(run["test_predictions"]):
+                labels = test_labels[: len(run["test_predictions"])]
+                p_values.append(mcnemar_exact_p(correct_mask(run, labels), correct_mask(ref, labels)))
+        row["mcnemar_p_per_seed"] = p_values
+        row["mcnemar_p"] = float(np.median(p_values)) if p_values else None
+        if runs[0]["kind"] == "cnn":
+            row["case"] = runs[0]["case"]
+            row["paper"] = dict(zip(FIGURES, PAPER_TABLE[runs[0]["case"]], strict=True))
+            row["epochs"] = runs[0]["config"]["epochs"]
+        else:
+            row["description"] = runs[0]["description"]
+            row["fit_seconds"] = mean_std_ci([r["summary"]["fit_seconds"] for r in runs])
+            row["predict_seconds"] = mean_std_ci([r["summary"]["predict_seconds"] for r in runs])
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["kind"] != "cnn", r.get("case", 0), r["name"]))
+
+
+def correct_mask(record: dict, labels: np.ndarray) -> np.ndarray:
+    predictions = np.frombuffer(record["test_predictions"].encode(), dtype=np.uint8) - ord("0")
+    return predictions == labels
+
+
+def fmt_stat(stat: dict | None) -> str:
+    if not stat:
+        return "–"
+    return f"{stat['mean']:.2f} ± {stat['std']:.2f}" if stat["n"] > 1 else f"{stat['mean']:.2f}"
+
+
+def fmt_paper(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def table_markdown(rows: list[dict]) -> str:
+    lines = [
+        "| case | epochs | seeds | min train % (paper / ours) | min val % | max train % | max val % "
+        "| test % (paper / ours) | test 95% CI | McNemar p vs case 1 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in (r for r in rows if r["kind"] == "cnn"):
+        cells = [f"{fmt_paper(row['paper'][f])} / {fmt_stat(row.get(f))}" for f in FIGURES]
+        test = row["test_accuracy"]
+        ci = f"[{test['ci_low']:.2f}, {test['ci_high']:.2f}]"
+        lines.append(
+            f"| {row['case']} | {row['epochs']} | {len(row['seeds'])} | " + " | ".join(cells[:4])
+            + f" | {cells[4]} | {ci} | {fmt_p(row['mcnemar_p'])} |"
+        )  # fmt: skip
+    baselines = [r for r in rows if r["kind"] == "baseline"]
+    if baselines:
+        lines += ["", "| classical baseline | seeds | test % | test 95% CI | fit s | predict s (test set) "
+                      "| McNemar p vs case 1 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for row in baselines:
+            test = row["test_accuracy"]
+            lines.append(
+                f"| {row['description']} | {len(row['seeds'])} | {fmt_stat(test)} | "
+                f"[{test['ci_low']:.2f}, {test['ci_high']:.2f}] | {row['fit_seconds']['mean']:.1f} | "
+                f"{row['predict_seconds']['mean']:.1f} | {fmt_p(row['mcnemar_p'])} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def table_csv(rows: list[dict]) -> str:
+    header = ["name", "kind", "seeds"] + [f"paper_{f}" for f in FIGURES]
+    header += [f"{f}_{s}" for f in FIGURES for s in ("mean", "std", "ci_low", "ci_high")]
+    header += ["mcnemar_p_vs_case1", "fit_seconds", "predict_seconds"]
+    lines = [",".join(header)]
+    for row in rows:
+        paper = row.get("paper", {})
+        cells = [row["name"], row["kind"], " ".join(map(str, row["seeds"]))]
+        cells += ["" if paper.get(f) is None else f"{paper[f]}" for f in FIGURES]
+        for figure in FIGURES:
+            stat = row.get(figure)
+            cells += [f"{stat[s]:.4f}" if stat else "" for s in ("mean", "std", "ci_low", "ci_high")]
+        cells.append("" if row["mcnemar_p"] is None else f"{row['mcnemar_p']:.6g}")
+        for key in ("fit_seconds", "predict_seconds"):
+            cells.append(f"{row[key]['mean']:.3f}" if key in row else "")
+        lines.append(",".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def learning_curve_figure(runs: list[dict], title: str) -> Figure:
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    for run in sorted(runs, key=lambda r: r["seed"]):
+        epochs = [h["epoch"] for h in run["history"]]
+        (line,) = axes.plot(epochs, [h["train_accuracy"] * 100 for h in run["history"]], label=f"train s{run['seed']}")
+        validation = [h["validation_accuracy"] for h in run["history"]]
+        if all(v is not None for v in validation):
+            axes.plot(epochs, [v * 100 for v in validation], "--", color=line.get_color(), label=f"val s{run['seed']}")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("accuracy %")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, ncol=2)
+    return figure
+
+
+def comparison_figure(rows: list[dict]) -> Figure:
+    figure = Figure(figsize=(8, 4))
+    axes = figure.add_subplot()
+    names = [r["name"].replace("paper-", "") for r in rows]
+    means = [r["test_accuracy"]["mean"] for r in rows]
+    errors = [r["test_accuracy"]["mean"] - r["test_accuracy"]["ci_low"] for r in rows]
+    axes.bar(range(len(rows)), means, yerr=errors, capsize=4, color="tab:blue", label="ours (mean, 95% CI)")
+    paper = [r.get("paper", {}).get("test_accuracy") for r in rows]
+    xs = [i for i, p in enumerate(paper) if p is not None]
+    axes.scatter(xs, [paper[i] for i in xs], color="tab:red", zorder=3, label="report")
+    axes.set_xticks(range(len(rows)), names, rotation=30, ha="right")
+    axes.set_ylim(min(means + [p for p in paper if p]) - 1, 100)
+    axes.set_ylabel("test accuracy %")
+    axes.legend()
+    axes.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def write_report(records: list[dict], out_dir: Path, test_labels: np.ndarray, command: str) -> list[dict]:
+    """table.md / table.csv / summary.json, one learning-curve PNG per case, the comparison PNG."""
+    rows = summarize(records, test_labels)
+    header = f"<!-- generated by: {command} -->\n\n"
+    write_text_atomic(out_dir / "table.md", header + table_markdown(rows))
+    write_text_atomic(out_dir / "table.csv", table_csv(rows))
+    write_json_atomic(out_dir / "summary.json", {"command": command, "rows": rows})
+    for row in (r for r in rows if r["kind"] == "cnn"):
+        runs = [r for r in records if r["name"] == row["name"]]
+        figure = learning_curve_figure(runs, f"{row['name']} ({len(runs)} seeds)")
+        save_figure_atomic(figure, out_dir / f"curves-{row['name']}.png")
+    if rows:
+        save_figure_atomic(comparison_figure(rows), out_dir / "test-accuracy.png")
+    return rows
