@@ -37,9 +37,17 @@ def add_train_parser(commands) -> None:
     for field in dataclasses.fields(TrainConfig):
         kind = type(field.default)
         fields.add_argument(
-            f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, default=None,
+            f"--{field.name.replace('_', '-')}", dest=field.name, type=parse_bool if kind is bool else kind, default=None,
             help=f"default {field.default!r} (or the model's own)", metavar=kind.__name__.upper(),
         )  # fmt: skip
+
+
+def parse_bool(text: str) -> bool:
+    if text.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if text.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:

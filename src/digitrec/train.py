@@ -61,12 +61,17 @@ class TrainConfig:
     step_gamma: float = 1.0  # multiply the learning rate by this after every epoch (1.0: off)
     l2_first_conv: float = 0.0  # the report's Keras l2(c): c * sum(w**2 + b**2) of the first conv, added to the loss
     rotation_deg: float = 0.0  # random rotation in [-deg, deg] of every training image
+    shift_fraction: float = 0.0  # random shift up to this fraction of the image size
+    scale_range: float = 0.0  # random scale in [1 - r, 1 + r]
+    shear_deg: float = 0.0  # random shear in [-deg, deg]
+    erase_probability: float = 0.0  # chance of blanking a random rectangle (random erasing)
     label_smoothing: float = 0.0
     normalization: str = "paper"
     seed: int = 0
     validation_size: int = 5000  # images held out of the 60k training set for validation
     train_subset: int = 0  # use only this many training images (0: all); for quick runs and tests
     test_subset: int = 0  # evaluate on only this many test images (0: all)
+    channels_last: bool = False  # NHWC memory layout: about 1.3x faster for digitnet on this CPU (measured)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -105,7 +110,7 @@ class TrainConfig:
             expected = type(known[name].default)
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
-            if isinstance(value, bool) or not isinstance(value, expected):
+            if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
                 raise DigitrecError(f"bad training config: {name} must be {expected.__name__}, got {value!r}")
             typed[name] = value
         return cls(**typed)
@@ -224,6 +229,17 @@ def l2_penalty(parameters: list[torch.Tensor], coefficient: float) -> torch.Tens
     return coefficient * sum(p.pow(2).sum() for p in parameters)
 
 
+def augment_batch(inputs: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """The config's augmentations; rotation alone keeps the report's plain rotation (cases 5-8)."""
+    if config.shift_fraction or config.scale_range or config.shear_deg:
+        inputs = augment.random_affine(
+            inputs, generator, config.rotation_deg, config.shift_fraction, config.scale_range, config.shear_deg
+        )
+    else:
+        inputs = augment.random_rotation(inputs, config.rotation_deg, generator)
+    return augment.random_erasing(inputs, config.erase_probability, generator)
+
+
 def regularized_parameters(model: nn.Module) -> list[torch.Tensor]:
     if not hasattr(model, "regularized_parameters"):
         raise DigitrecError(f"{type(model).__name__} has no first-conv L2 parameters; set l2_first_conv = 0")
@@ -254,7 +270,7 @@ def train_epoch(
     bar = tqdm(total=count, unit="img", desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress)
     for step in range(steps):
         batch_idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-        inputs = augment.random_rotation(data.train_inputs[batch_idx], config.rotation_deg, generator)
+        inputs = augment_batch(data.train_inputs[batch_idx], config, generator)
         labels = data.train_labels[batch_idx]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate_at(config, epoch * steps + step, steps)
@@ -333,6 +349,8 @@ def fit(
 
     torch.manual_seed(config.seed)
     model = build_model(config.model, num_classes=data.num_classes, image_size=data.image_size)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model.parameters())
     history: list[EpochRecord] = []
     if resume and checkpoint_path.exists():
