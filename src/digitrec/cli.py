@@ -37,8 +37,9 @@ def add_train_parser(commands) -> None:
     for field in dataclasses.fields(TrainConfig):
         kind = type(field.default)
         fields.add_argument(
-            f"--{field.name.replace('_', '-')}", dest=field.name, type=parse_bool if kind is bool else kind, default=None,
-            help=f"default {field.default!r} (or the model's own)", metavar=kind.__name__.upper(),
+            f"--{field.name.replace('_', '-')}", dest=field.name, default=None,
+            type=parse_bool if kind is bool else kind, metavar=kind.__name__.upper(),
+            help=f"default {field.default!r} (or the model's own)",
         )  # fmt: skip
 
 
