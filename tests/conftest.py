@@ -49,3 +49,15 @@ def digit_examples(split: LabelledImages, per_class: int) -> tuple[np.ndarray, n
     """The first `per_class` images of each class, in class order."""
     picks = np.concatenate([np.flatnonzero(split.labels == c)[:per_class] for c in range(10)])
     return split.images[picks], split.labels[picks]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(mnist_dir: Path, tmp_path_factory) -> Path:
+    """A real (small) trained checkpoint: digitnet-small, 2 epochs on 6,000 MNIST training images."""
+    from digitrec.train import TrainConfig, fit
+
+    config = TrainConfig.for_model(
+        "digitnet-small", epochs=2, train_subset=6000, validation_size=1000, test_subset=1000
+    )
+    result = fit(config, tmp_path_factory.mktemp("tiny") / "run", data_dir=mnist_dir, progress=False)
+    return result.checkpoint_path

@@ -26,7 +26,7 @@ def test_round_trip_restores_weights_optimizer_and_metadata(tmp_path: Path):
     optimizer = trained_a_little(model)
     metadata = {"config": {"model": "paper-case2"}, "num_classes": 10, "image_size": 28, "note": "ß ✓"}
     path = tmp_path / "c.safetensors"
-    checkpoint.save_checkpoint(path, model, metadata, optimizer)
+    checkpoint.save_checkpoint(path, model, metadata, optimizer.state_dict())
 
     loaded, loaded_metadata = checkpoint.load_model(path)
     for name, tensor in model.state_dict().items():

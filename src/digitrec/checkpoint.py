@@ -48,18 +48,29 @@ def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], plain: dict) -> 
     return {"state": state, "param_groups": plain["param_groups"]}
 
 
-def save_checkpoint(
-    path: Path, model: nn.Module, metadata: dict, optimizer: torch.optim.Optimizer | None = None
-) -> None:
+def save_checkpoint(path: Path, model: nn.Module, metadata: dict, optimizer_state: dict | None = None) -> None:
     """Model weights (+ optimizer state, for resuming) and metadata in one safetensors file, atomically."""
     tensors = {MODEL_PREFIX + k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = dict(metadata)
-    if optimizer is not None:
-        optimizer_tensors, optimizer_plain = flatten_optimizer_state(optimizer.state_dict())
+    if optimizer_state is not None:
+        optimizer_tensors, optimizer_plain = flatten_optimizer_state(optimizer_state)
         tensors.update(optimizer_tensors)
         metadata["optimizer_state"] = optimizer_plain
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata)})
+
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"  # models shipped inside the package
+DEFAULT_MODEL = "default"
+
+
+def resolve_model_path(model: str | os.PathLike) -> Path:
+    """A shipped model's name ("default") or a checkpoint file / run folder -> the checkpoint file."""
+    if isinstance(model, str) and (WEIGHTS_DIR / f"{model}{CHECKPOINT_SUFFIX}").is_file():
+        return WEIGHTS_DIR / f"{model}{CHECKPOINT_SUFFIX}"
+    if model == DEFAULT_MODEL:
+        raise DigitrecError(f"the default model is missing from the package ({WEIGHTS_DIR}); reinstall digitrec")
+    return resolve_checkpoint_path(model)
 
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:

@@ -108,6 +108,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_common_options(evaluate)
     add_experiments_parser(commands)
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="fit temperature scaling and the unsure threshold on a checkpoint's validation split",
+        description="Fits on the validation split, stores the result in the checkpoint, reports ECE and "
+        "risk-coverage on the test set.",
+    )
+    calibrate.add_argument("checkpoint", help="checkpoint file or run folder")
+    calibrate.add_argument("--report-dir", type=Path, help="calibration.json, reliability.png, risk-coverage.png")
+    add_common_options(calibrate)
+    export = commands.add_parser("export", help="write a model as ONNX or weights-only safetensors",
+                                 description="Export a checkpoint (or a shipped model).")  # fmt: skip
+    export.add_argument("checkpoint", help="checkpoint file, run folder or shipped model name")
+    export.add_argument("--format", choices=["onnx", "safetensors"], default="onnx")
+    export.add_argument("--out", type=Path, required=True, help="output file")
+    predict = commands.add_parser(
+        "predict", help="recognize single digits in image files", description="Recognize one digit per image file."
+    )
+    predict.add_argument("paths", nargs="+", type=Path, help="image files")
+    predict.add_argument("--model", default="default", help="a shipped model's name or a checkpoint")
+    predict.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    predict.add_argument("--json", action="store_true", help="print a JSON array")
     models = commands.add_parser("models", help="list the registered models", description="List registered models.")
     models.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -153,11 +174,13 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
-    from digitrec.checkpoint import resolve_checkpoint_path
+    from digitrec.checkpoint import WEIGHTS_DIR, resolve_model_path
     from digitrec.evaluate import evaluate_checkpoint
 
-    report_dir = args.report_dir or resolve_checkpoint_path(args.checkpoint).parent / "report"
-    report = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, report_dir=report_dir)
+    path = resolve_model_path(args.checkpoint or args.model)
+    shipped = path.parent == WEIGHTS_DIR
+    report_dir = args.report_dir or (Path("reports") / path.stem if shipped else path.parent / "report")
+    report = evaluate_checkpoint(path, data_dir=args.data_dir, report_dir=report_dir)
     if args.json:
         print(json.dumps(report.to_json()))
         return 0
@@ -208,11 +231,65 @@ def command_experiments(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def command_calibrate(args: argparse.Namespace) -> int:
+    from digitrec.calibration import calibrate_checkpoint
+
+    calibration = calibrate_checkpoint(args.checkpoint, data_dir=args.data_dir, report_dir=args.report_dir)
+    if args.json:
+        print(json.dumps(calibration))
+        return 0
+    print(
+        f"temperature {calibration['temperature']:.3f}, unsure below confidence {calibration['unsure_threshold']:.3f}"
+    )
+    print(f"test ECE {calibration['test_ece_before']:.3%} before, {calibration['test_ece_after']:.3%} after")
+    print(f"test error at 99% coverage: {calibration['test_error_at_99_coverage']:.3%}")
+    return 0
+
+
+def command_export(args: argparse.Namespace) -> int:
+    from digitrec.export import export
+
+    print(export(args.checkpoint, args.out, args.format))
+    return 0
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    from digitrec.recognizer import Recognizer
+
+    recognizer = Recognizer.load(args.model, backend=args.backend)
+    rows, failed = [], 0
+    for path in args.paths:
+        try:
+            row = {"path": str(path), **recognizer.predict(path).to_json(), "error": None}
+        except DigitrecError as exc:
+            row, failed = (
+                {"path": str(path), "digit": None, "confidence": None, "unsure": None, "error": str(exc)},
+                failed + 1,
+            )
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            if row["error"]:
+                print(f"{row['path']}\terror: {row['error']}")
+            else:
+                flag = "  unsure" if row["unsure"] else ""
+                print(f"{row['path']}\t{row['digit']}\t{row['confidence']:.3f}{flag}")
+    for row in rows:
+        if row["error"]:
+            print(f"digitrec: error: {row['error']}", file=sys.stderr)
+    return EXIT_BAD_INPUT if failed else 0
+
+
 COMMANDS = {
     "train": command_train,
     "evaluate": command_evaluate,
     "models": command_models,
     "experiments": command_experiments,
+    "calibrate": command_calibrate,
+    "export": command_export,
+    "predict": command_predict,
 }
 
 

@@ -306,3 +306,15 @@ def train_validation_indices(count: int, validation_size: int, seed: int) -> tup
         raise DigitrecError(f"validation size {validation_size} must be in [0, {count})")
     order = np.random.default_rng(seed).permutation(count)
     return np.sort(order[validation_size:]), np.sort(order[:validation_size])
+
+
+def training_and_validation(
+    spec: DatasetSpec, data_dir, seed: int, validation_size: int, train_subset: int = 0
+) -> tuple[LabelledImages, LabelledImages]:
+    """The training split (optionally a seeded subset of it) cut into seeded training and validation parts."""
+    train_split = load_split("train", data_dir, spec)
+    if train_subset:
+        keep = np.random.default_rng(seed).permutation(len(train_split))[:train_subset]
+        train_split = train_split.subset(np.sort(keep))
+    train_idx, validation_idx = train_validation_indices(len(train_split), validation_size, seed)
+    return train_split.subset(train_idx), train_split.subset(validation_idx)

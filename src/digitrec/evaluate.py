@@ -133,3 +133,86 @@ def evaluate_checkpoint(
         figure = misclassified_figure(test_split.images, y_true, y_pred, class_names)
         save_figure_atomic(figure, report_dir / "misclassified.png")
     return EvaluationReport(metrics, str(checkpoint.resolve_checkpoint_path(path)), report_dir)
+
+
+# --------------------------------------------------------------------------------------------- calibration
+
+ECE_BINS = 15  # the usual choice since Guo et al., "On Calibration of Modern Neural Networks" (2017)
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature T minimizing the NLL of softmax(logits / T) (temperature scaling); fit on validation data."""
+    logits = logits.clone()  # may come from inference mode, which autograd cannot use
+    log_temperature = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_temperature], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(logits / log_temperature.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(log_temperature.exp())
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+    confidence = probabilities.max(1)
+    correct = probabilities.argmax(1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    error = 0.0
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        in_bin = (confidence > low) & (confidence <= high)
+        if in_bin.any():
+            error += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(error)
+
+
+def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(coverage, error rate among answered, threshold) when answering only the most confident first."""
+    order = np.argsort(-confidence, kind="stable")
+    answered = np.arange(1, len(order) + 1)
+    errors = np.cumsum(~correct[order])
+    return answered / len(order), errors / answered, confidence[order]
+
+
+def error_at_coverage(confidence: np.ndarray, correct: np.ndarray, coverage: float) -> float:
+    covered, risk, _ = risk_coverage(confidence, correct)
+    return float(risk[np.searchsorted(covered, coverage)])
+
+
+def reliability_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> Figure:
+    figure = Figure(figsize=(5, 5))
+    axes = figure.add_subplot()
+    edges = np.linspace(0, 1, bins + 1)
+    for probabilities, name in ((before, "before"), (after, "after")):
+        confidence, correct = probabilities.max(1), probabilities.argmax(1) == labels
+        centers, accuracies = [], []
+        for low, high in zip(edges[:-1], edges[1:], strict=True):
+            in_bin = (confidence > low) & (confidence <= high)
+            if in_bin.any():
+                centers.append(confidence[in_bin].mean())
+                accuracies.append(correct[in_bin].mean())
+        ece = expected_calibration_error(probabilities, labels, bins)
+        axes.plot(centers, accuracies, "o-", label=f"{name} temperature scaling (ECE {ece:.2%})")
+    axes.plot([0, 1], [0, 1], "k:", label="perfect calibration")
+    axes.set_xlabel("confidence")
+    axes.set_ylabel("accuracy")
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def risk_coverage_figure(confidence: np.ndarray, correct: np.ndarray) -> Figure:
+    covered, risk, _ = risk_coverage(confidence, correct)
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    axes.plot(covered * 100, risk * 100)
+    at_99 = error_at_coverage(confidence, correct, 0.99)
+    axes.axvline(99, color="gray", ls=":")
+    axes.annotate(f"{at_99:.3%} error at 99% coverage", (99, at_99 * 100), xytext=(60, risk.max() * 60))
+    axes.set_xlabel("coverage % (answers given, most confident first)")
+    axes.set_ylabel("error rate % among answers")
+    axes.grid(alpha=0.3)
+    return figure

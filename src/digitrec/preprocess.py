@@ -5,6 +5,8 @@ Pixel normalizations shared by training and inference live here, so both sides u
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -75,3 +77,38 @@ def to_model_inputs(images: np.ndarray, normalization: str) -> torch.Tensor:
     if images.ndim != 3:
         raise DigitrecError(f"expected images of shape (N, H, W) or (H, W), got {images.shape}")
     return torch.from_numpy(np.ascontiguousarray(normalize_images(images, normalization))).unsqueeze(1)
+
+
+LIGHT_BACKGROUND_MEAN = 127.5  # a mean above mid-gray means dark ink on light paper: invert to MNIST's polarity
+
+
+def read_image_gray(source) -> np.ndarray:
+    """A file path or PIL image -> uint8 grayscale array; unreadable input is a one-line error."""
+    import cv2
+
+    if hasattr(source, "convert"):  # PIL image
+        return np.asarray(source.convert("L"), dtype=np.uint8)
+    path = Path(source)
+    try:
+        raw = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    except OSError as exc:
+        raise DigitrecError(f"{path}: cannot read ({exc.strerror})") from None
+    image = cv2.imdecode(raw, cv2.IMREAD_GRAYSCALE) if raw.size else None
+    if image is None:
+        raise DigitrecError(f"{path}: not a readable image")
+    return image
+
+
+def load_digit_image(source, size: int = 28) -> np.ndarray:
+    """A single, already centred digit image (file or PIL) -> uint8 `(size, size)`, white ink on black.
+
+    This is the simple path for MNIST-like inputs (resize + polarity); photos need the full photo pipeline.
+    """
+    import cv2
+
+    image = read_image_gray(source)
+    if image.shape != (size, size):
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    if image.mean() > LIGHT_BACKGROUND_MEAN:
+        image = 255 - image
+    return image

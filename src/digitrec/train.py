@@ -25,7 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from digitrec import augment, checkpoint
-from digitrec.data import LabelledImages, dataset_spec, load_split, train_validation_indices
+from digitrec.data import LabelledImages, dataset_spec, load_split, training_and_validation
 from digitrec.errors import DigitrecError
 from digitrec.evaluate import accuracy_and_loss
 from digitrec.fileio import write_json_atomic
@@ -177,13 +177,11 @@ def to_tensors(split: LabelledImages, normalization: str) -> tuple[torch.Tensor,
 def prepare_training_data(config: TrainConfig, data_dir: str | Path | None = None) -> PreparedData:
     """Training split minus a seeded validation split, optionally subsampled, normalized, as tensors."""
     spec = dataset_spec(config.dataset)
-    train_split = load_split("train", data_dir, spec)
-    if config.train_subset:
-        keep = np.random.default_rng(config.seed).permutation(len(train_split))[: config.train_subset]
-        train_split = train_split.subset(np.sort(keep))
-    train_idx, validation_idx = train_validation_indices(len(train_split), config.validation_size, config.seed)
-    train_inputs, train_labels = to_tensors(train_split.subset(train_idx), config.normalization)
-    validation_inputs, validation_labels = to_tensors(train_split.subset(validation_idx), config.normalization)
+    train_part, validation_part = training_and_validation(
+        spec, data_dir, config.seed, config.validation_size, config.train_subset
+    )
+    train_inputs, train_labels = to_tensors(train_part, config.normalization)
+    validation_inputs, validation_labels = to_tensors(validation_part, config.normalization)
     return PreparedData(
         train_inputs, train_labels, validation_inputs, validation_labels, spec.num_classes, spec.image_shape[0]
     )
@@ -376,7 +374,7 @@ def fit(
             images_per_second=images_per_second,
         )
         history.append(record)
-        checkpoint.save_checkpoint(checkpoint_path, model, run_metadata(config, data, history), optimizer)
+        checkpoint.save_checkpoint(checkpoint_path, model, run_metadata(config, data, history), optimizer.state_dict())
         if on_epoch_end:
             on_epoch_end(record)
 
@@ -384,7 +382,7 @@ def fit(
     test_correct = round(test_accuracy * len(test_labels))
     summary = history_summary(history) | {"test_accuracy": test_accuracy, "test_loss": test_loss}
     metadata = run_metadata(config, data, history, finished=True, summary=summary)
-    checkpoint.save_checkpoint(checkpoint_path, model, metadata, optimizer)
+    checkpoint.save_checkpoint(checkpoint_path, model, metadata, optimizer.state_dict())
     write_json_atomic(out_dir / RUN_FILE, {k: v for k, v in metadata.items() if k != "optimizer_state"})
     return TrainResult(
         config, history, test_accuracy, test_loss, test_correct, len(test_labels), checkpoint_path, summary

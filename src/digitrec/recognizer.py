@@ -1,0 +1,128 @@
+"""The public API: `Recognizer.load()` then `.predict(x)`, with calibrated confidence and an "unsure" flag.
+
+from digitrec import Recognizer
+recognizer = Recognizer.load()            # the model shipped in the package
+result = recognizer.predict(image_28x28)  # -> Prediction(digit, confidence, probabilities, unsure)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from digitrec import checkpoint
+from digitrec.errors import DigitrecError
+from digitrec.evaluate import predict_logits
+from digitrec.preprocess import load_digit_image, to_model_inputs
+
+DEFAULT_UNSURE_THRESHOLD = 0.5  # used when a checkpoint carries no calibrated threshold
+BACKENDS = ("torch", "onnx")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    digit: int
+    confidence: float  # calibrated probability of `digit`
+    probabilities: list[float]  # one per class, summing to 1
+    unsure: bool  # confidence below the model's threshold: better checked by a person
+
+    def to_json(self) -> dict:
+        return {"digit": self.digit, "confidence": self.confidence, "probabilities": self.probabilities,
+                "unsure": self.unsure}  # fmt: skip
+
+
+class Recognizer:
+    """A trained classifier with its preprocessing and calibration: images in, predictions out."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        metadata: dict,
+        temperature: float = 1.0,
+        unsure_threshold: float = DEFAULT_UNSURE_THRESHOLD,
+        onnx_session=None,
+    ) -> None:
+        self.model = model
+        self.metadata = metadata
+        self.normalization = metadata["config"]["normalization"]
+        self.image_size = metadata["image_size"]
+        self.temperature = temperature
+        self.unsure_threshold = unsure_threshold
+        self.onnx_session = onnx_session
+
+    @classmethod
+    def load(cls, model: str | os.PathLike = "default", backend: str = "torch") -> Recognizer:
+        """A checkpoint path, a run folder, or "default" (the model shipped in the package)."""
+        if backend not in BACKENDS:
+            raise DigitrecError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        path = checkpoint.resolve_model_path(model)
+        torch_model, metadata = checkpoint.load_model(path)
+        calibration = metadata.get("calibration", {})
+        session = None
+        if backend == "onnx":
+            from digitrec.export import onnx_session_for
+
+            session = onnx_session_for(torch_model, metadata)
+        return cls(
+            torch_model,
+            metadata,
+            temperature=calibration.get("temperature", 1.0),
+            unsure_threshold=calibration.get("unsure_threshold", DEFAULT_UNSURE_THRESHOLD),
+            onnx_session=session,
+        )
+
+    @property
+    def backend(self) -> str:
+        return "onnx" if self.onnx_session is not None else "torch"
+
+    def to_images(self, x) -> np.ndarray:
+        """Validate the input once, at the edge: uint8 `(N, H, W)` images."""
+        if isinstance(x, str | os.PathLike):
+            return load_digit_image(Path(x), self.image_size)[None]
+        if hasattr(x, "convert") and hasattr(x, "size"):  # a PIL image
+            return load_digit_image(x, self.image_size)[None]
+        array = np.asarray(x)
+        size = self.image_size
+        if array.ndim not in (2, 3) or array.shape[-2:] != (size, size):
+            raise DigitrecError(
+                f"expected a {size}x{size} image or a batch of shape (N, {size}, {size}), got shape {array.shape}"
+            )
+        if array.ndim == 2:
+            array = array[None]
+        if array.dtype != np.uint8:
+            if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+                raise DigitrecError(f"expected numeric pixels, got dtype {array.dtype} or non-finite values")
+            scale = 255.0 if array.max() <= 1.0 else 1.0  # floats in [0, 1] are taken as fractions of white
+            array = np.clip(np.rint(array * scale), 0, 255).astype(np.uint8)
+        return array
+
+    def logits(self, images: np.ndarray) -> torch.Tensor:
+        inputs = to_model_inputs(images, self.normalization)
+        if self.onnx_session is not None:
+            from digitrec.export import onnx_logits
+
+            return torch.from_numpy(onnx_logits(self.onnx_session, inputs.numpy()))
+        return predict_logits(self.model, inputs)
+
+    def predict_proba(self, x) -> np.ndarray:
+        """Calibrated class probabilities `(N, classes)`."""
+        return torch.softmax(self.logits(self.to_images(x)) / self.temperature, dim=1).numpy()
+
+    def predict(self, x) -> Prediction | list[Prediction]:
+        """One Prediction for one image (array, path or PIL image); a list for a batch `(N, H, W)`."""
+        single = isinstance(x, str | os.PathLike) or hasattr(x, "convert") or np.asarray(x).ndim == 2
+        probabilities = self.predict_proba(x)
+        predictions = [
+            Prediction(
+                digit=int(row.argmax()),
+                confidence=float(row.max()),
+                probabilities=[float(p) for p in row],
+                unsure=bool(row.max() < self.unsure_threshold),
+            )
+            for row in probabilities
+        ]
+        return predictions[0] if single else predictions

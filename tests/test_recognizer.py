@@ -1,0 +1,98 @@
+"""The public API on a real trained checkpoint: inputs of every accepted kind, validation, calibration, ONNX."""
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitrec import Recognizer, checkpoint
+from digitrec.calibration import calibrate_checkpoint
+from digitrec.errors import DigitrecError
+from digitrec.export import export_onnx, onnx_logits, onnx_session_for
+from tests.conftest import digit_examples
+
+
+def test_predict_single_batch_and_files_agree(tiny_checkpoint, mnist_test, tmp_path):
+    recognizer = Recognizer.load(tiny_checkpoint)
+    images, labels = digit_examples(mnist_test, per_class=3)
+    batch = recognizer.predict(images)
+    assert len(batch) == 30 and all(0 <= p.digit <= 9 for p in batch)
+    assert sum(p.digit == label for p, label in zip(batch, labels, strict=True)) >= 25  # ~95% model
+    single = recognizer.predict(images[0])
+    assert single.digit == batch[0].digit and abs(sum(single.probabilities) - 1) < 1e-5
+    assert single.confidence == max(single.probabilities)
+
+    dark_on_light = tmp_path / "digit.png"  # how people write: dark ink on light paper
+    cv2.imwrite(str(dark_on_light), 255 - images[0])
+    assert recognizer.predict(dark_on_light).digit == single.digit
+    assert recognizer.predict(Image.fromarray(images[0])).digit == single.digit
+    as_fraction = recognizer.predict(images[0].astype(np.float32) / 255)
+    assert as_fraction.probabilities == pytest.approx(single.probabilities, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros((27, 28)), "expected a 28x28 image"),
+        (np.zeros((2, 3, 28, 28)), "expected a 28x28 image"),
+        (np.full((28, 28), np.nan), "non-finite"),
+        (np.array([["a"] * 28] * 28), "numeric pixels"),
+    ],
+)
+def test_bad_arrays_are_refused_at_the_edge(tiny_checkpoint, bad, message):
+    with pytest.raises(DigitrecError, match=message):
+        Recognizer.load(tiny_checkpoint).predict(bad)
+
+
+def test_bad_files_are_one_line_errors(tiny_checkpoint, tmp_path):
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("hello")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    recognizer = Recognizer.load(tiny_checkpoint)
+    for path in (not_image, empty, tmp_path / "missing.png"):
+        with pytest.raises(DigitrecError, match=str(path)):
+            recognizer.predict(path)
+
+
+def test_calibration_is_fit_on_validation_and_used_by_the_recognizer(tiny_checkpoint, mnist_dir, tmp_path):
+    path = tmp_path / "model.safetensors"
+    shutil.copy(tiny_checkpoint, path)
+    calibration = calibrate_checkpoint(path, data_dir=mnist_dir, report_dir=tmp_path / "report")
+    assert calibration["temperature"] > 0 and 0 < calibration["unsure_threshold"] < 1
+    assert calibration["validation_ece_after"] <= calibration["validation_ece_before"] + 0.005
+    assert calibration["test_coverage_at_threshold"] > 0.95
+    assert (tmp_path / "report" / "risk-coverage.png").exists()
+    _, metadata = checkpoint.read_checkpoint(path)
+    assert metadata["calibration"]["temperature"] == calibration["temperature"]
+    assert "optimizer_state" in metadata, "calibrating must keep the checkpoint resumable"
+    recognizer = Recognizer.load(path)
+    assert recognizer.temperature == calibration["temperature"]
+
+
+def test_onnx_export_matches_torch_on_1000_test_images(tiny_checkpoint, mnist_test, tmp_path):
+    import onnxruntime as ort
+
+    from digitrec.evaluate import predict_logits
+    from digitrec.preprocess import to_model_inputs
+
+    model, metadata = checkpoint.load_model(tiny_checkpoint)
+    inputs = to_model_inputs(mnist_test.images[:1000], metadata["config"]["normalization"])
+    path = export_onnx(tiny_checkpoint, tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    difference = np.abs(onnx_logits(session, inputs.numpy()) - predict_logits(model, inputs).numpy()).max()
+    assert difference <= 1e-4
+    in_memory = onnx_session_for(model, metadata)
+    assert (
+        np.abs(onnx_logits(in_memory, inputs[:10].numpy()) - predict_logits(model, inputs[:10]).numpy()).max() <= 1e-4
+    )
+
+
+def test_onnx_backend_gives_the_same_answers(tiny_checkpoint, mnist_test):
+    images = mnist_test.images[:50]
+    by_torch = Recognizer.load(tiny_checkpoint).predict(images)
+    by_onnx = Recognizer.load(tiny_checkpoint, backend="onnx").predict(images)
+    assert [p.digit for p in by_torch] == [p.digit for p in by_onnx]
+    assert np.allclose([p.confidence for p in by_torch], [p.confidence for p in by_onnx], atol=1e-4)
