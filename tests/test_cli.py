@@ -95,3 +95,13 @@ def test_print_config_shows_the_models_defaults_as_toml(capsys):
     code, out, _ = run_cli(capsys, "train", "--model", "paper-case8", "--epochs", "3", "--print-config")
     assert code == 0
     assert 'model = "paper-case8"' in out and "epochs = 3" in out and "l2_first_conv = 0.01" in out
+
+
+def test_evaluate_several_checkpoints_as_an_ensemble(capsys, tiny_checkpoint, mnist_dir, tmp_path):
+    single_code, single_out, _ = run_cli(capsys, "evaluate", str(tiny_checkpoint), "--data-dir", str(mnist_dir),
+                                         "--json", "--report-dir", str(tmp_path / "one"))  # fmt: skip
+    pair_code, pair_out, _ = run_cli(capsys, "evaluate", str(tiny_checkpoint), str(tiny_checkpoint), "--data-dir",
+                                     str(mnist_dir), "--json", "--report-dir", str(tmp_path / "two"))  # fmt: skip
+    single, pair = json.loads(single_out), json.loads(pair_out)
+    assert single_code == pair_code == 0
+    assert pair["model"].startswith("ensemble of 2") and pair["accuracy"] == single["accuracy"]

@@ -102,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate", help="test-set report of a checkpoint", description="Evaluate on the test set."
     )
-    evaluate.add_argument("checkpoint", type=Path, help="checkpoint file or run folder")
+    evaluate.add_argument("checkpoint", nargs="*", help="checkpoint file(s) or run folder(s); several: an ensemble")
+    evaluate.add_argument("--model", default="default", help="a shipped model's name, used when no checkpoint is given")
     evaluate.add_argument(
-        "--report-dir", type=Path, help="where to write plots and JSON (default CHECKPOINT's folder/report)"
+        "--report-dir", type=Path, help="plots and JSON (default: beside the checkpoint, or reports/)"
     )
     add_common_options(evaluate)
     add_experiments_parser(commands)
@@ -177,10 +178,13 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from digitrec.checkpoint import WEIGHTS_DIR, resolve_model_path
     from digitrec.evaluate import evaluate_checkpoint
 
-    path = resolve_model_path(args.checkpoint or args.model)
-    shipped = path.parent == WEIGHTS_DIR
-    report_dir = args.report_dir or (Path("reports") / path.stem if shipped else path.parent / "report")
-    report = evaluate_checkpoint(path, data_dir=args.data_dir, report_dir=report_dir)
+    paths = [resolve_model_path(p) for p in args.checkpoint or [args.model]]
+    if len(paths) > 1 or paths[0].parent == WEIGHTS_DIR:
+        default_report_dir = Path("reports") / ("ensemble" if len(paths) > 1 else paths[0].stem)
+    else:
+        default_report_dir = paths[0].parent / "report"
+    report_dir = args.report_dir or default_report_dir
+    report = evaluate_checkpoint(paths, data_dir=args.data_dir, report_dir=report_dir)
     if args.json:
         print(json.dumps(report.to_json()))
         return 0
@@ -205,7 +209,7 @@ def command_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows))
         return 0
     for row in rows:
-        print(f"{row['name']:<14} {row['parameters']:>9,} params  {row['description']}")
+        print(f"{row['name']:<16} {row['parameters']:>9,} params  {row['description']}")
     return 0
 
 

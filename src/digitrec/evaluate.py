@@ -14,7 +14,8 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
 from digitrec import checkpoint
-from digitrec.data import dataset_spec, load_split
+from digitrec.data import LabelledImages, dataset_spec, load_split
+from digitrec.errors import DigitrecError
 from digitrec.fileio import save_figure_atomic, write_json_atomic
 from digitrec.preprocess import to_model_inputs
 
@@ -108,31 +109,48 @@ class EvaluationReport:
         return {"checkpoint": self.checkpoint, "report_dir": report_dir} | self.metrics
 
 
-def evaluate_checkpoint(
-    path: str | Path, data_dir: str | Path | None = None, report_dir: str | Path | None = None
-) -> EvaluationReport:
-    """Test-set metrics of a checkpoint; with `report_dir`, also confusion matrix (PNG + JSON) and errors grid."""
-    model, metadata = checkpoint.load_model(path)
+def test_probabilities(model: nn.Module, metadata: dict, data_dir) -> tuple[np.ndarray, LabelledImages]:
+    """Softmax probabilities `(N, classes)` of a model on its dataset's test split (or its test subset)."""
     config = metadata["config"]
-    spec = dataset_spec(config["dataset"])
-    test_split = load_split("test", data_dir, spec)
+    test_split = load_split("test", data_dir, dataset_spec(config["dataset"]))
     if config.get("test_subset"):
         test_split = test_split.subset(np.arange(config["test_subset"]))
-    inputs = to_model_inputs(test_split.images, config["normalization"])
-    y_pred = predict_logits(model, inputs).argmax(1).numpy()
+    logits = predict_logits(model, to_model_inputs(test_split.images, config["normalization"]))
+    return torch.softmax(logits, 1).numpy(), test_split
+
+
+def evaluate_checkpoint(
+    paths: str | Path | list, data_dir: str | Path | None = None, report_dir: str | Path | None = None
+) -> EvaluationReport:
+    """Test-set metrics of a checkpoint, or of an ensemble (mean of softmax) of several; with `report_dir`, also
+    the confusion matrix (PNG + JSON) and a grid of the misclassified digits."""
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
+    members = [checkpoint.load_model(path) for path in paths]
+    outputs = [test_probabilities(model, metadata, data_dir) for model, metadata in members]
+    test_split = outputs[0][1]
+    if any(len(split) != len(test_split) for _, split in outputs):
+        raise DigitrecError("ensemble members were evaluated on test sets of different sizes")
+    y_pred = np.mean([probabilities for probabilities, _ in outputs], axis=0).argmax(1)
     y_true = test_split.labels.astype(np.int64)
-    class_names = list(spec.class_names)
-    metrics = classification_metrics(y_true, y_pred, class_names) | {"model": config["model"]}
+    config = members[0][1]["config"]
+    class_names = list(dataset_spec(config["dataset"]).class_names)
+    name = config["model"] if len(members) == 1 else f"ensemble of {len(members)} ({config['model']}, ...)"
+    metrics = classification_metrics(y_true, y_pred, class_names) | {"model": name}
     if report_dir is not None:
-        report_dir = Path(report_dir)
-        write_json_atomic(report_dir / "metrics.json", metrics)
-        matrix = np.array(metrics["confusion_matrix"])
-        title = f"{config['model']}: test accuracy {metrics['accuracy']:.2%}"
-        save_figure_atomic(confusion_matrix_figure(matrix, class_names, title), report_dir / "confusion_matrix.png")
-        write_json_atomic(report_dir / "confusion_matrix.json", {"labels": class_names, "matrix": matrix.tolist()})
-        figure = misclassified_figure(test_split.images, y_true, y_pred, class_names)
-        save_figure_atomic(figure, report_dir / "misclassified.png")
-    return EvaluationReport(metrics, str(checkpoint.resolve_checkpoint_path(path)), report_dir)
+        write_evaluation_report(Path(report_dir), metrics, test_split.images, y_true, y_pred, class_names)
+    return EvaluationReport(metrics, ", ".join(str(checkpoint.resolve_model_path(p)) for p in paths), report_dir)
+
+
+def write_evaluation_report(
+    report_dir: Path, metrics: dict, images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, class_names: list
+) -> None:
+    write_json_atomic(report_dir / "metrics.json", metrics)
+    matrix = np.array(metrics["confusion_matrix"])
+    title = f"{metrics['model']}: test accuracy {metrics['accuracy']:.2%}"
+    save_figure_atomic(confusion_matrix_figure(matrix, class_names, title), report_dir / "confusion_matrix.png")
+    write_json_atomic(report_dir / "confusion_matrix.json", {"labels": class_names, "matrix": matrix.tolist()})
+    figure = misclassified_figure(images, y_true, y_pred, class_names)
+    save_figure_atomic(figure, report_dir / "misclassified.png")
 
 
 # --------------------------------------------------------------------------------------------- calibration

@@ -203,6 +203,41 @@ register(
 )
 
 
+class PytorchExampleNet(nn.Module):
+    """The network of PyTorch's examples/mnist: 2 conv + 2 dense with dropout (the benchmark's reference)."""
+
+    def __init__(self, num_classes: int = MNIST_CLASSES, image_size: int = MNIST_IMAGE_SIZE) -> None:
+        super().__init__()
+        pooled = (image_size - 4) // 2  # two valid 3x3 convs, then a 2x2 max-pool
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25)
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(64 * pooled * pooled, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (N, 1, 28, 28) -> (N, 64, 12, 12) -> (N, 9216) -> (N, classes)
+        return self.classifier(self.features(x))
+
+
+register(
+    ModelEntry(
+        name="pytorch-example",
+        build=lambda **kwargs: PytorchExampleNet(**kwargs),
+        description="PyTorch's examples/mnist network and recipe (Adadelta 1.0, step gamma 0.7, batch 64)",
+        train_defaults={
+            "epochs": 14,
+            "batch_size": 64,
+            "optimizer": "adadelta",
+            "learning_rate": 1.0,
+            "step_gamma": 0.7,
+            "normalization": "standard",
+        },  # fmt: skip
+    )
+)
+
+
 def model_entry(name: str) -> ModelEntry:
     try:
         return REGISTRY[name]
