@@ -18,7 +18,7 @@ def rotation_matrices(angles_deg: torch.Tensor) -> torch.Tensor:
 
 def apply_affine(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     """Resample each image through its `(2, 3)` matrix; pixels from outside repeat the border (Keras' "nearest")."""
-    grid = F.affine_grid(matrices.to(images.dtype), list(images.shape), align_corners=False)
+    grid = F.affine_grid(matrices.to(images.device, images.dtype), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -81,4 +81,4 @@ def random_erasing(images: torch.Tensor, probability: float, generator: torch.Ge
         & chosen.view(-1, 1, 1)
     )  # fmt: skip
     background = images.amin(dim=(1, 2, 3), keepdim=True)
-    return torch.where(mask.unsqueeze(1), background, images)
+    return torch.where(mask.unsqueeze(1).to(images.device), background, images)

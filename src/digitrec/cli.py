@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ def add_train_parser(commands) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: CUDA if present")
     add_common_options(parser)
     fields = parser.add_argument_group("training config (TrainConfig fields)")
     for field in dataclasses.fields(TrainConfig):
@@ -93,6 +95,27 @@ def add_experiments_parser(commands) -> None:
     add_common_options(parser)
 
 
+def add_serve_parser(commands) -> None:
+    from digitrec import server
+
+    parser = commands.add_parser(
+        "serve",
+        help="run the HTTP API (/v1/predict, /docs) and the drawing page (/)",
+        description="Serve a model over HTTP with uvicorn until interrupted.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    parser.add_argument("--port", type=int, default=8000, help="default 8000")
+    parser.add_argument("--model", default="default", help="a shipped model's name or a checkpoint (default: default)")
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    parser.add_argument("--workers", type=int, default=1, help="server processes, each with its own model (default 1)")
+    parser.add_argument("--api-key", help=f"require this key on /v1/* (default ${server.API_KEY_ENV}; unset: open)")
+    parser.add_argument("--max-upload-mb", type=float, default=server.MAX_UPLOAD_MB, help="default %(default)g")
+    parser.add_argument("--timeout-s", type=float, default=server.REQUEST_TIMEOUT_S, help="per request (default %(default)g)")
+    parser.add_argument("--no-batching", action="store_true", help="one forward pass per request")
+    parser.add_argument("--batch-window-ms", type=float, default=server.BATCH_WINDOW_MS, help="default %(default)g")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="digitrec", description="Handwritten digit recognition: train, evaluate.")
     parser.add_argument("--version", action="version", version=f"digitrec {__version__}")
@@ -132,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print a JSON array")
     models = commands.add_parser("models", help="list the registered models", description="List registered models.")
     models.add_argument("--json", action="store_true", help="print JSON")
+    add_serve_parser(commands)
     return parser
 
 
@@ -161,9 +185,11 @@ def command_train(args: argparse.Namespace) -> int:
         return 0
     out_dir = args.out or Path("runs") / f"{config.model}-seed{config.seed}"
     on_epoch = None if args.json else lambda record: print(format_epoch(record, config.epochs), flush=True)
-    result = fit(
-        config, out_dir, data_dir=args.data_dir, resume=args.resume, progress=sys.stderr.isatty(), on_epoch_end=on_epoch
-    )
+    is_main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone reports
+    result = fit(config, out_dir, data_dir=args.data_dir, resume=args.resume, progress=sys.stderr.isatty(),
+                 on_epoch_end=on_epoch, device=args.device)  # fmt: skip
+    if not is_main_process:
+        return 0
     if args.json:
         print(json.dumps({"checkpoint": str(result.checkpoint_path), "accuracy": result.test_accuracy,
                           "correct": result.test_correct, "total": result.test_total, **result.summary}))  # fmt: skip
@@ -286,6 +312,20 @@ def command_predict(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if failed else 0
 
 
+def command_serve(args: argparse.Namespace) -> int:
+    from digitrec.checkpoint import resolve_model_path
+    from digitrec.server import API_KEY_ENV, ServerSettings, run_server
+
+    resolve_model_path(args.model)  # a missing model is a one-line error here, not a traceback at startup
+    settings = ServerSettings(
+        model=args.model, backend=args.backend, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        max_upload_mb=args.max_upload_mb, request_timeout_s=args.timeout_s, batching=not args.no_batching,
+        batch_window_ms=args.batch_window_ms,
+    )  # fmt: skip
+    run_server(settings, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
 COMMANDS = {
     "train": command_train,
     "evaluate": command_evaluate,
@@ -294,6 +334,7 @@ COMMANDS = {
     "calibrate": command_calibrate,
     "export": command_export,
     "predict": command_predict,
+    "serve": command_serve,
 }
 
 

@@ -28,7 +28,9 @@ def predict_logits(model: nn.Module, inputs: torch.Tensor, batch_size: int = DEF
     """Logits `(N, classes)` of `inputs` `(N, C, H, W)`, in eval mode, batch by batch."""
     was_training = model.training
     model.eval()
-    logits = torch.cat([model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
+    device = next(model.parameters()).device
+    batches = (model(inputs[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(inputs), batch_size))
+    logits = torch.cat(list(batches))
     model.train(was_training)
     return logits
 
@@ -38,6 +40,7 @@ def accuracy_and_loss(
 ) -> tuple[float, float]:
     """(correct / total, mean cross-entropy); accuracy is an exact ratio of integers."""
     logits = predict_logits(model, inputs, batch_size)
+    labels = labels.cpu()
     correct = int((logits.argmax(1) == labels).sum())
     return correct / len(labels), F.cross_entropy(logits, labels).item()
 

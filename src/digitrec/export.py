@@ -12,7 +12,7 @@ from torch import nn
 
 from digitrec import checkpoint
 from digitrec.errors import DigitrecError
-from digitrec.fileio import write_bytes_atomic
+from digitrec.fileio import write_bytes_atomic, write_json_atomic
 
 ONNX_OPSET = 17
 ONNX_INPUT, ONNX_OUTPUT = "images", "logits"
@@ -60,12 +60,21 @@ def onnx_logits(session, inputs: np.ndarray) -> np.ndarray:
     return session.run([ONNX_OUTPUT], {ONNX_INPUT: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
 
 
+CARD_KEYS = ("config", "num_classes", "image_size", "summary", "calibration", "history")
+
+
 def export_weights(model_path, out_path: Path, extra_metadata: dict | None = None) -> Path:
-    """A weights-only copy of a checkpoint (no optimizer state), e.g. for shipping in the package."""
+    """A weights-only copy of a checkpoint (no optimizer state), e.g. for shipping in the package, with a JSON
+    card beside it (`NAME.json`: config, history, test summary, calibration, parameter count)."""
+    out_path = Path(out_path)
     model, metadata = checkpoint.load_model(checkpoint.resolve_model_path(model_path))
     metadata = {k: v for k, v in metadata.items() if k != "optimizer_state"} | (extra_metadata or {})
-    checkpoint.save_checkpoint(Path(out_path), model, metadata)
-    return Path(out_path)
+    checkpoint.save_checkpoint(out_path, model, metadata)
+    card = {k: metadata[k] for k in CARD_KEYS if k in metadata}
+    card["parameters"] = sum(p.numel() for p in model.parameters())
+    card["weights_file"] = out_path.name
+    write_json_atomic(out_path.with_suffix(".json"), card)
+    return out_path
 
 
 FORMATS = {"onnx": export_onnx, "safetensors": export_weights}

@@ -22,6 +22,7 @@ import tomli_w
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from digitrec import augment, checkpoint
@@ -31,6 +32,7 @@ from digitrec.evaluate import accuracy_and_loss
 from digitrec.fileio import write_json_atomic
 from digitrec.models import build_model, model_entry
 from digitrec.preprocess import to_model_inputs
+from digitrec.runtime import Runtime, setup_runtime
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ KERAS_ADAM_EPSILON = 1e-7  # Keras' Adam default (PyTorch's is 1e-8); the report
 SGD_MOMENTUM = 0.9
 EPOCH_SEED_STRIDE = 1_000_003  # a prime: seeds of (seed, epoch) pairs never collide for epoch < stride
 EVAL_BATCH_SIZE = 1000
+PROGRESS_EVERY_STEPS = 50  # refresh the progress bar's loss/accuracy this often (each refresh syncs a GPU)
 RUN_FILE = "run.json"
 SCHEDULES = ("constant", "onecycle", "cosine")
 OPTIMIZERS = ("adam", "adamw", "sgd", "adadelta")
@@ -169,6 +172,10 @@ class PreparedData:
     num_classes: int
     image_size: int
 
+    def to(self, device: torch.device) -> PreparedData:
+        move = {k: v.to(device) for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
+        return dataclasses.replace(self, **move)
+
 
 def to_tensors(split: LabelledImages, normalization: str) -> tuple[torch.Tensor, torch.Tensor]:
     return to_model_inputs(split.images, normalization), torch.from_numpy(split.labels.astype(np.int64))
@@ -248,6 +255,13 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * EPOCH_SEED_STRIDE + epoch)
 
 
+def rank_generator(seed: int, epoch: int, runtime: Runtime, shared: torch.Generator) -> torch.Generator:
+    """The augmentation generator: the shared one in a single process, one per rank under torchrun."""
+    if not runtime.distributed:
+        return shared
+    return torch.Generator().manual_seed((seed * EPOCH_SEED_STRIDE + epoch) * runtime.world_size + runtime.rank)
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -255,37 +269,53 @@ def train_epoch(
     data: PreparedData,
     epoch: int,
     progress: bool = True,
+    runtime: Runtime | None = None,
 ) -> tuple[float, float, float]:
-    """One pass over the training tensors; returns (mean loss, accuracy, images/s)."""
+    """One pass over the training tensors; returns (mean loss, accuracy, images/s), summed over all ranks.
+
+    Every rank draws the same permutation and takes its own stride of it, with batch_size / world_size images
+    per step, so a step sees batch_size images in total, as in one process.
+    """
+    runtime = runtime or Runtime(torch.device("cpu"))
     model.train()
     generator = epoch_generator(config.seed, epoch)
     count = len(data.train_labels)
     order = torch.randperm(count, generator=generator)
-    steps = math.ceil(count / config.batch_size)
+    order = order[runtime.rank : count - count % runtime.world_size : runtime.world_size]
+    augment_generator = rank_generator(config.seed, epoch, runtime, generator)
+    rank_batch = config.batch_size // runtime.world_size
+    steps = math.ceil(len(order) / rank_batch)
     regularized = regularized_parameters(model) if config.l2_first_conv > 0 else []
-    loss_sum, correct, seen = 0.0, 0, 0
+    totals = torch.zeros(3, dtype=torch.float64, device=runtime.device)  # loss sum, correct, seen
     started = time.perf_counter()
     bar = tqdm(total=count, unit="img", desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress)
     for step in range(steps):
-        batch_idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-        inputs = augment_batch(data.train_inputs[batch_idx], config, generator)
+        batch_idx = order[step * rank_batch : (step + 1) * rank_batch].to(runtime.device)
+        inputs = augment_batch(data.train_inputs[batch_idx], config, augment_generator)
         labels = data.train_labels[batch_idx]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate_at(config, epoch * steps + step, steps)
-        logits = model(inputs)
-        loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+        with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=runtime.mixed_precision):
+            logits = model(inputs)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
         if regularized:
             loss = loss + l2_penalty(regularized, config.l2_first_conv)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += loss.item() * len(labels)
-        correct += (logits.argmax(1) == labels).sum().item()
-        seen += len(labels)
-        bar.update(len(labels))
-        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+        totals += torch.stack(
+            [
+                loss.detach().double() * len(labels),
+                (logits.argmax(1) == labels).sum().double(),
+                totals.new_tensor(len(labels)),
+            ]
+        )
+        bar.update(len(labels) * runtime.world_size)
+        if step % PROGRESS_EVERY_STEPS == 0 and progress:
+            bar.set_postfix(loss=f"{totals[0] / totals[2]:.4f}", acc=f"{totals[1] / totals[2]:.4f}", refresh=False)
     bar.close()
     elapsed = time.perf_counter() - started
+    loss_sum, correct, seen = runtime.sum_across_ranks(totals).tolist()
     return loss_sum / seen, correct / seen, seen / elapsed
 
 
@@ -336,17 +366,39 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    device: str = "auto",
 ) -> TrainResult:
-    """Train `config` into `out_dir` (checkpoint.safetensors after every epoch, run.json at the end)."""
-    out_dir = Path(out_dir)
+    """Train `config` into `out_dir` (checkpoint.safetensors after every epoch, run.json at the end).
+
+    Under `torchrun` every rank trains its share of each batch (DistributedDataParallel); rank 0 writes, every
+    rank can resume from what it wrote, and `on_epoch_end` runs on rank 0 only.
+    """
+    runtime = setup_runtime(device)
+    try:
+        return fit_on(runtime, config, Path(out_dir), data_dir, resume, progress, on_epoch_end)
+    finally:
+        runtime.close()
+
+
+def fit_on(
+    runtime: Runtime,
+    config: TrainConfig,
+    out_dir: Path,
+    data_dir: str | Path | None,
+    resume: bool,
+    progress: bool,
+    on_epoch_end: Callable[[EpochRecord], None] | None,
+) -> TrainResult:
     checkpoint_path = out_dir / checkpoint.CHECKPOINT_NAME
     if checkpoint_path.exists() and not resume:
         raise DigitrecError(f"{out_dir} already holds a run: pass --resume to continue it, or choose another --out")
-    data = prepare_training_data(config, data_dir)  # fails on bad data before anything is written
+    if config.batch_size % runtime.world_size:
+        raise DigitrecError(f"batch_size {config.batch_size} must divide evenly over {runtime.world_size} processes")
+    data = prepare_training_data(config, data_dir).to(runtime.device)  # fails on bad data before anything is written
     test_inputs, test_labels = load_test_tensors(config, data_dir)
 
     torch.manual_seed(config.seed)
-    model = build_model(config.model, num_classes=data.num_classes, image_size=data.image_size)
+    model = build_model(config.model, num_classes=data.num_classes, image_size=data.image_size).to(runtime.device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model.parameters())
@@ -354,10 +406,13 @@ def fit(
     if resume and checkpoint_path.exists():
         history = restore_from_checkpoint(checkpoint_path, config, model, optimizer)
         log.info("resuming %s after epoch %d", out_dir, len(history))
+    trained = DistributedDataParallel(model) if runtime.distributed else model
 
     for epoch in range(len(history), config.epochs):
         started = time.perf_counter()
-        train_loss, train_accuracy, images_per_second = train_epoch(model, optimizer, config, data, epoch, progress)
+        train_loss, train_accuracy, images_per_second = train_epoch(
+            trained, optimizer, config, data, epoch, progress and runtime.is_main, runtime
+        )
         validation_accuracy = validation_loss = None
         if len(data.validation_labels):
             validation_accuracy, validation_loss = accuracy_and_loss(
@@ -374,16 +429,21 @@ def fit(
             images_per_second=images_per_second,
         )
         history.append(record)
-        checkpoint.save_checkpoint(checkpoint_path, model, run_metadata(config, data, history), optimizer.state_dict())
-        if on_epoch_end:
-            on_epoch_end(record)
+        if runtime.is_main:
+            metadata = run_metadata(config, data, history, world_size=runtime.world_size)
+            checkpoint.save_checkpoint(checkpoint_path, model, metadata, optimizer.state_dict())
+            if on_epoch_end:
+                on_epoch_end(record)
+        runtime.barrier()
 
     test_accuracy, test_loss = accuracy_and_loss(model, test_inputs, test_labels, EVAL_BATCH_SIZE)
     test_correct = round(test_accuracy * len(test_labels))
     summary = history_summary(history) | {"test_accuracy": test_accuracy, "test_loss": test_loss}
-    metadata = run_metadata(config, data, history, finished=True, summary=summary)
-    checkpoint.save_checkpoint(checkpoint_path, model, metadata, optimizer.state_dict())
-    write_json_atomic(out_dir / RUN_FILE, {k: v for k, v in metadata.items() if k != "optimizer_state"})
+    metadata = run_metadata(config, data, history, finished=True, summary=summary, world_size=runtime.world_size)
+    if runtime.is_main:
+        checkpoint.save_checkpoint(checkpoint_path, model, metadata, optimizer.state_dict())
+        write_json_atomic(out_dir / RUN_FILE, {k: v for k, v in metadata.items() if k != "optimizer_state"})
+    runtime.barrier()
     return TrainResult(
         config, history, test_accuracy, test_loss, test_correct, len(test_labels), checkpoint_path, summary
     )
