@@ -1,5 +1,6 @@
 """The public API on a real trained checkpoint: inputs of every accepted kind, validation, calibration, ONNX."""
 
+import json
 import shutil
 
 import cv2
@@ -96,3 +97,27 @@ def test_onnx_backend_gives_the_same_answers(tiny_checkpoint, mnist_test):
     by_onnx = Recognizer.load(tiny_checkpoint, backend="onnx").predict(images)
     assert [p.digit for p in by_torch] == [p.digit for p in by_onnx]
     assert np.allclose([p.confidence for p in by_torch], [p.confidence for p in by_onnx], atol=1e-4)
+
+
+def test_shipped_default_model_works_without_training(mnist_test, capsys, mnist_dir, tmp_path):
+    """The model inside the package: loads by name, is calibrated, and keeps its measured test accuracy."""
+    from digitrec.cli import main
+
+    argv = ["evaluate", "--model", "default", "--json", "--data-dir", str(mnist_dir), "--report-dir", str(tmp_path)]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["total"] == 10_000 and report["accuracy"] >= 0.996  # measured 0.9962 (9962/10000)
+    recognizer = Recognizer.load()
+    assert recognizer.temperature != 1.0 and 0.5 < recognizer.unsure_threshold < 1
+    images, labels = digit_examples(mnist_test, per_class=5)
+    assert [p.digit for p in recognizer.predict(images)] == labels.tolist()
+
+
+def test_default_model_onnx_matches_torch_on_1000_test_images(mnist_test):
+    from digitrec.evaluate import predict_logits
+    from digitrec.preprocess import to_model_inputs
+
+    model, metadata = checkpoint.load_model(checkpoint.resolve_model_path("default"))
+    inputs = to_model_inputs(mnist_test.images[:1000], metadata["config"]["normalization"])
+    session = onnx_session_for(model, metadata)
+    assert np.abs(onnx_logits(session, inputs.numpy()) - predict_logits(model, inputs).numpy()).max() <= 1e-4
