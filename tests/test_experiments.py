@@ -57,6 +57,11 @@ def test_smoke_grid_writes_the_table_and_reuses_finished_runs(tmp_path, mnist_di
     capsys.readouterr()
     assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()} == stamps
 
+    (out / "table.md").unlink()
+    assert main([*argv, "--report-only", "--seeds", "2"]) == 0  # seed 1 not run: only what is recorded
+    assert json.loads(capsys.readouterr().out)["rows"][0]["seeds"] == [0]
+    assert (out / "table.md").exists()
+
 
 def test_a_failing_run_is_reported_and_the_grid_goes_on(tmp_path, mnist_dir, monkeypatch):
     broken = experiments.Baseline("always fails", lambda seed: 1 / 0, experiments.flat_unit_pixels)

@@ -92,6 +92,7 @@ def add_experiments_parser(commands) -> None:
     parser.add_argument("--baselines", default="knn,svm,random-forest,mlp", help="comma-separated, or 'none'")
     parser.add_argument("--subset", type=int, default=0, help="train on only this many training images (0: all)")
     parser.add_argument("--test-subset", type=int, default=0, help="test on only the first N test images (0: all)")
+    parser.add_argument("--report-only", action="store_true", help="tables and plots from the runs recorded so far")
     add_common_options(parser)
 
 
@@ -110,7 +111,7 @@ def add_serve_parser(commands) -> None:
     parser.add_argument("--workers", type=int, default=1, help="server processes, each with its own model (default 1)")
     parser.add_argument("--api-key", help=f"require this key on /v1/* (default ${server.API_KEY_ENV}; unset: open)")
     parser.add_argument("--max-upload-mb", type=float, default=server.MAX_UPLOAD_MB, help="default %(default)g")
-    parser.add_argument("--timeout-s", type=float, default=server.REQUEST_TIMEOUT_S, help="per request (default %(default)g)")
+    parser.add_argument("--timeout-s", type=float, default=server.REQUEST_TIMEOUT_S, help="default %(default)g")
     parser.add_argument("--no-batching", action="store_true", help="one forward pass per request")
     parser.add_argument("--batch-window-ms", type=float, default=server.BATCH_WINDOW_MS, help="default %(default)g")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
@@ -146,13 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("checkpoint", help="checkpoint file, run folder or shipped model name")
     export.add_argument("--format", choices=["onnx", "safetensors"], default="onnx")
     export.add_argument("--out", type=Path, required=True, help="output file")
-    predict = commands.add_parser(
-        "predict", help="recognize single digits in image files", description="Recognize one digit per image file."
-    )
-    predict.add_argument("paths", nargs="+", type=Path, help="image files")
-    predict.add_argument("--model", default="default", help="a shipped model's name or a checkpoint")
-    predict.add_argument("--backend", choices=["torch", "onnx"], default="torch")
-    predict.add_argument("--json", action="store_true", help="print a JSON array")
+    add_predict_parser(commands)
     models = commands.add_parser("models", help="list the registered models", description="List registered models.")
     models.add_argument("--json", action="store_true", help="print JSON")
     add_serve_parser(commands)
@@ -241,13 +236,18 @@ def command_models(args: argparse.Namespace) -> int:
 
 def command_experiments(args: argparse.Namespace) -> int:
     from digitrec.data import load_split
-    from digitrec.experiments import GridConfig, run_grid, write_report
+    from digitrec.experiments import GridConfig, recorded_runs, run_grid, write_report
 
     baselines = [] if args.baselines == "none" else [b for b in args.baselines.split(",") if b]
     cases = [] if args.grid == "baselines" else args.cases
     grid = GridConfig(cases=cases, seeds=args.seeds, epochs=args.epochs, train_subset=args.subset,
                       test_subset=args.test_subset, baselines=baselines)  # fmt: skip
-    records, failures = run_grid(grid, args.out, args.cache or args.out / "cache", data_dir=args.data_dir)
+    if args.report_only:
+        records, failures = recorded_runs(grid, args.out), []
+    else:
+        records, failures = run_grid(grid, args.out, args.cache or args.out / "cache", data_dir=args.data_dir)
+    if not records:
+        raise DigitrecError(f"no finished runs of this grid in {args.out / 'runs'}")
     test_labels = load_split("test", args.data_dir).labels
     command = "digitrec " + shlex.join(args.argv)
     rows = write_report(records, args.out, test_labels, command)
@@ -283,44 +283,74 @@ def command_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_predict_parser(commands) -> None:
+    parser = commands.add_parser(
+        "predict",
+        help="recognize the digit in each photo, scan or image file",
+        description="One digit per image (PNG, JPEG, BMP, TIFF, WebP, GIF's first frame) or PDF page. Photos are "
+        "cleaned up first: lighting, colours, ruled lines, crop and centring as in MNIST. A file that fails gets "
+        "a one-line error and the others go on; the exit code is then 2.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (searched recursively) or globs")
+    parser.add_argument("--model", default="default", help="a shipped model's name or a checkpoint")
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
+    output.add_argument("--csv", action="store_true", help="print CSV with a header row")
+    parser.add_argument("--debug-dir", type=Path, help="write one PNG strip of the pipeline's stages per image here")
+
+
+PREDICT_FIELDS = ["path", "page", "digit", "confidence", "unsure", "error", "note"]
+
+
+def format_predictions_table(results) -> str:
+    width = max([len("path"), *(len(result.name) for result in results)])
+    lines = [f"{'path':<{width}}  digit  confidence  unsure"]
+    for result in results:
+        if result.error:
+            reason = result.error.removeprefix(f"{result.name}: ")
+            lines.append(f"{result.name:<{width}}  {'-':>5}  {'-':>10}  error: {reason}")
+        else:
+            unsure = "unsure" if result.unsure else ""
+            lines.append(f"{result.name:<{width}}  {result.digit:>5}  {result.confidence:>10.3f}  {unsure}".rstrip())
+    return "\n".join(lines)
+
+
 def command_predict(args: argparse.Namespace) -> int:
+    import csv
+
+    from digitrec.predict import predict_files
     from digitrec.recognizer import Recognizer
 
     recognizer = Recognizer.load(args.model, backend=args.backend)
-    rows, failed = [], 0
-    for path in args.paths:
-        try:
-            row = {"path": str(path), **recognizer.predict(path).to_json(), "error": None}
-        except DigitrecError as exc:
-            row, failed = (
-                {"path": str(path), "digit": None, "confidence": None, "unsure": None, "error": str(exc)},
-                failed + 1,
-            )
-        rows.append(row)
+    results = predict_files(recognizer, args.paths, debug_dir=args.debug_dir)
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps([result.to_json() for result in results]))
+    elif args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=PREDICT_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(result.to_json() for result in results)
     else:
-        for row in rows:
-            if row["error"]:
-                print(f"{row['path']}\terror: {row['error']}")
-            else:
-                flag = "  unsure" if row["unsure"] else ""
-                print(f"{row['path']}\t{row['digit']}\t{row['confidence']:.3f}{flag}")
-    for row in rows:
-        if row["error"]:
-            print(f"digitrec: error: {row['error']}", file=sys.stderr)
-    return EXIT_BAD_INPUT if failed else 0
+        print(format_predictions_table(results))
+    for result in results:
+        if result.note:
+            print(f"digitrec: note: {result.name}: {result.note}", file=sys.stderr)
+        if result.error:
+            print(f"digitrec: error: {result.error}", file=sys.stderr)
+    return EXIT_BAD_INPUT if any(result.error for result in results) else 0
 
 
 def command_serve(args: argparse.Namespace) -> int:
     from digitrec.checkpoint import resolve_model_path
     from digitrec.server import API_KEY_ENV, ServerSettings, run_server
 
+    if args.workers < 1:
+        raise DigitrecError(f"--workers must be at least 1, got {args.workers}")
     resolve_model_path(args.model)  # a missing model is a one-line error here, not a traceback at startup
     settings = ServerSettings(
         model=args.model, backend=args.backend, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         max_upload_mb=args.max_upload_mb, request_timeout_s=args.timeout_s, batching=not args.no_batching,
-        batch_window_ms=args.batch_window_ms,
+        batch_window_ms=args.batch_window_ms, threads=args.threads,
     )  # fmt: skip
     run_server(settings, host=args.host, port=args.port, workers=args.workers)
     return 0

@@ -231,6 +231,21 @@ BASELINES = {
 }
 
 
+def recorded_runs(grid: GridConfig, out_dir: Path) -> list[dict]:
+    """The runs of this grid already recorded in OUT/runs (matching config), without running anything."""
+    records = []
+    for seed in grid.seeds:
+        for case in grid.cases:
+            path = out_dir / "runs" / f"{run_key(case, seed)}.json"
+            if path.exists() and json.loads(path.read_text())["config"] == grid.train_config(case, seed).to_dict():
+                records.append(json.loads(path.read_text()))
+        for name in grid.baselines:
+            path = out_dir / "runs" / f"{name}-seed{seed}.json"
+            if path.exists():
+                records.append(json.loads(path.read_text()))
+    return records
+
+
 def run_grid(
     grid: GridConfig,
     out_dir: Path,

@@ -17,7 +17,7 @@ import torch
 from digitrec import checkpoint
 from digitrec.errors import DigitrecError
 from digitrec.evaluate import predict_logits
-from digitrec.preprocess import load_digit_image, to_model_inputs
+from digitrec.preprocess import photo_file_to_mnist, photo_to_mnist, to_model_inputs
 
 DEFAULT_UNSURE_THRESHOLD = 0.5  # used when a checkpoint carries no calibrated threshold
 BACKENDS = ("torch", "onnx")
@@ -81,10 +81,10 @@ class Recognizer:
 
     def to_images(self, x) -> np.ndarray:
         """Validate the input once, at the edge: uint8 `(N, H, W)` images."""
-        if isinstance(x, str | os.PathLike):
-            return load_digit_image(Path(x), self.image_size)[None]
+        if isinstance(x, str | os.PathLike):  # a photo or scan of one digit: the photo pipeline (preprocess.py)
+            return photo_file_to_mnist(Path(x), self.image_size)[None]
         if hasattr(x, "convert") and hasattr(x, "size"):  # a PIL image
-            return load_digit_image(x, self.image_size)[None]
+            return photo_to_mnist(x, self.image_size)[None]
         array = np.asarray(x)
         size = self.image_size
         if array.ndim not in (2, 3) or array.shape[-2:] != (size, size):
