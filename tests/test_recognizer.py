@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -121,3 +122,16 @@ def test_default_model_onnx_matches_torch_on_1000_test_images(mnist_test):
     inputs = to_model_inputs(mnist_test.images[:1000], metadata["config"]["normalization"])
     session = onnx_session_for(model, metadata)
     assert np.abs(onnx_logits(session, inputs.numpy()) - predict_logits(model, inputs).numpy()).max() <= 1e-4
+
+
+def test_default_model_reads_every_example_image(capsys):
+    """The README's main command: every image in examples/ carries its true digit in its name."""
+    from digitrec.cli import main
+    from tests.conftest import REPO_ROOT
+
+    assert main(["predict", str(REPO_ROOT / "examples"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) >= 10
+    for row in rows:
+        expected = int(Path(row["path"]).name.split("-")[1])
+        assert row["error"] is None and row["digit"] == expected, row

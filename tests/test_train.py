@@ -146,3 +146,12 @@ def test_run_folder_is_not_created_when_data_is_bad(tmp_path, mnist_copy):
     with pytest.raises(DigitrecError, match="t10k-images-idx3-ubyte.gz: corrupt or truncated gzip"):
         fit(config, tmp_path / "run", data_dir=mnist_copy, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_configs_saved_before_a_field_existed_still_match():
+    config = TrainConfig.for_model("paper-case5", epochs=20)
+    saved = config.to_dict()
+    del saved["channels_last"], saved["shear_deg"]  # as written by an older digitrec
+    assert config.matches(saved)
+    assert not TrainConfig.for_model("paper-case5", epochs=19).matches(saved)
+    assert not config.matches({"model": "paper-case5", "epochs": "twenty"})

@@ -118,7 +118,7 @@ def run_cnn(grid: GridConfig, case: int, seed: int, out_dir: Path, cache_dir: Pa
     config = grid.train_config(case, seed)
     if record_path.exists():
         record = json.loads(record_path.read_text())
-        if record["config"] == config.to_dict():
+        if config.matches(record["config"]):
             return record
     run_dir = cache_dir / run_key(case, seed)
     resume = (run_dir / "checkpoint.safetensors").exists()
@@ -237,7 +237,7 @@ def recorded_runs(grid: GridConfig, out_dir: Path) -> list[dict]:
     for seed in grid.seeds:
         for case in grid.cases:
             path = out_dir / "runs" / f"{run_key(case, seed)}.json"
-            if path.exists() and json.loads(path.read_text())["config"] == grid.train_config(case, seed).to_dict():
+            if path.exists() and grid.train_config(case, seed).matches(json.loads(path.read_text())["config"]):
                 records.append(json.loads(path.read_text()))
         for name in grid.baselines:
             path = out_dir / "runs" / f"{name}-seed{seed}.json"

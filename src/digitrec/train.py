@@ -133,6 +133,13 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def matches(self, saved: dict) -> bool:
+        """Whether a saved config describes this run; fields added since it was saved count at their default."""
+        try:
+            return TrainConfig.from_dict(saved) == self
+        except DigitrecError:
+            return False
+
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
 
@@ -336,8 +343,9 @@ def restore_from_checkpoint(
 ) -> list[EpochRecord]:
     tensors, metadata = checkpoint.read_checkpoint(path)
     saved = metadata.get("config", {})
-    if saved != config.to_dict():
-        differing = sorted(k for k in config.to_dict() if saved.get(k) != getattr(config, k))
+    if not config.matches(saved):
+        defaults = TrainConfig().to_dict()  # fields a saved config predates count at their default
+        differing = sorted(k for k in config.to_dict() if saved.get(k, defaults[k]) != getattr(config, k))
         raise DigitrecError(f"{path}: cannot resume, its config differs in: {', '.join(differing)}")
     model.load_state_dict(checkpoint.model_state(tensors))
     optimizer_state = checkpoint.optimizer_state(tensors, metadata)
