@@ -54,6 +54,10 @@ def table_markdown(report: dict) -> str:
         lines.append(
             f"| {name} | {row['description']} | {row['ours']:.1%} | {row['naive']:.1%} | {row['ours_refused']:.1%} |"
         )
+    photos = [row for name, row in report["rows"].items() if name != "mnist-original"]
+    mean = {key: sum(row[key] for row in photos) / len(photos) for key in ("ours", "naive", "ours_refused")}
+    lines.append(f"| **all photo conditions** | mean of the {len(photos)} rows above | **{mean['ours']:.1%}** | "
+                 f"{mean['naive']:.1%} | {mean['ours_refused']:.1%} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
