@@ -28,7 +28,8 @@ from digitrec.models import build_model
 from digitrec.preprocess import to_model_inputs
 from digitrec.train import PreparedData, TrainConfig, make_optimizer, train_epoch
 
-TRAINING_MODELS = ("paper-case7", "digitnet")
+# (model, channels_last override or None for the model's default): the digitnet pair records the layout's effect
+TRAINING_RUNS = (("paper-case7", None), ("digitnet", False), ("digitnet", True))
 INFERENCE_BATCHES = (1, 32, 1024)
 TRAIN_IMAGES = 4096  # images per timed training pass
 TRAINING_STEP_FLOP_FACTOR = 3  # forward + backward (grad wrt inputs and wrt weights)
@@ -99,8 +100,11 @@ def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
-def training_throughput(name: str, images: np.ndarray, labels: np.ndarray, repeats: int) -> dict:
-    config = TrainConfig.for_model(name, epochs=1)
+def training_throughput(
+    name: str, channels_last: bool | None, images: np.ndarray, labels: np.ndarray, repeats: int
+) -> dict:
+    overrides = {} if channels_last is None else {"channels_last": channels_last}
+    config = TrainConfig.for_model(name, epochs=1, **overrides)
     inputs = to_model_inputs(images[:TRAIN_IMAGES], config.normalization)
     data = PreparedData(
         inputs, torch.from_numpy(labels[:TRAIN_IMAGES].astype(np.int64)), inputs[:0], inputs[:0, 0, 0, 0].long(), 10, 28
@@ -238,7 +242,7 @@ def main() -> None:
         "repeats": repeats,
         "peak": cpu_peak(args.threads),
         "inference_model": args.model,
-        "training": [training_throughput(name, test.images, test.labels, repeats) for name in TRAINING_MODELS],
+        "training": [training_throughput(n, cl, test.images, test.labels, repeats) for n, cl in TRAINING_RUNS],
         "inference": inference_throughput(args.model, test.images, args.threads, repeats),
         "end_to_end": end_to_end_latency(args.model, test.images, 100 if args.quick else 500),
     }

@@ -1,0 +1,16 @@
+"""The benchmark's FLOP count and peak estimate, on values computed by hand."""
+
+from benchmarks.bench import count_forward_flops, cpu_peak, peak_share
+from digitrec.models import build_model
+
+
+def test_forward_flops_of_paper_case1_match_the_hand_count():
+    conv = 2 * 9 * (26 * 26 * 64 * 1 + 11 * 11 * 64 * 64 + 3 * 3 * 64 * 64)  # output pixels x kernel MACs x 2
+    dense = 2 * (64 * 64 + 64 * 32 + 32 * 10)
+    assert count_forward_flops(build_model("paper-case1")) == conv + dense == 10_376_320
+
+
+def test_peak_share_is_achieved_over_peak():
+    peak = cpu_peak(threads=2)
+    assert peak["peak_gflops"] > 0 and peak["flops_per_cycle_per_core"] in (8, 32, 64)
+    assert peak_share(1000, 10**6, {"peak_gflops": 10.0}) == 0.1
