@@ -116,7 +116,7 @@ def training_throughput(
     rates = [train_epoch(model, optimizer, config, data, epoch, progress=False)[2] for epoch in range(repeats + 1)][1:]
     flops = count_forward_flops(build_model(name)) * TRAINING_STEP_FLOP_FACTOR
     return {
-        "model": name,
+        "model": name + (" (channels-last)" if config.channels_last else ""),
         "images_per_second": spread(rates),
         "flops_per_image": flops,
         "batch_size": config.batch_size,
