@@ -21,7 +21,7 @@ from scipy import stats
 from tqdm import tqdm
 
 from digitrec.checkpoint import load_model
-from digitrec.data import load_split, train_validation_indices
+from digitrec.data import MNIST, load_split, training_and_validation
 from digitrec.errors import DigitrecError
 from digitrec.evaluate import predict_logits
 from digitrec.fileio import save_figure_atomic, write_json_atomic, write_text_atomic
@@ -147,15 +147,11 @@ def run_baseline(grid: GridConfig, name: str, seed: int, out_dir: Path, data_dir
         record = json.loads(record_path.read_text())
         if record["settings"] == settings:
             return record
-    train_split = load_split("train", data_dir)
+    # the same training part as the CNNs' (subset, then seeded validation split)
+    train_split, _ = training_and_validation(MNIST, data_dir, seed, grid.validation_size, grid.train_subset)
     test_split = load_split("test", data_dir)
-    if grid.train_subset:
-        keep = np.random.default_rng(seed).permutation(len(train_split))[: grid.train_subset]
-        train_split = train_split.subset(np.sort(keep))
     if grid.test_subset:
         test_split = test_split.subset(np.arange(grid.test_subset))
-    train_idx, _ = train_validation_indices(len(train_split), grid.validation_size, seed)  # same split as the CNNs
-    train_split = train_split.subset(train_idx)
     baseline = BASELINES[name]
     estimator = baseline.build(seed)
     features_train = baseline.features(train_split.images)
