@@ -2,7 +2,7 @@
 
 import torch
 
-from digitrec.augment import apply_affine, random_rotation, rotation_matrices
+from digitrec.augment import apply_affine, fixed_affine, random_rotation, rotation_matrices
 
 
 def test_zero_rotation_is_identity(mnist_test):
@@ -30,3 +30,14 @@ def test_random_rotation_is_seeded_and_keeps_ink(mnist_test):
     assert not torch.equal(a, c) and not torch.equal(a, images)
     ink_ratio = a.sum(dim=(1, 2, 3)) / images.sum(dim=(1, 2, 3))
     assert ((ink_ratio > 0.9) & (ink_ratio < 1.1)).all(), "a ±10° turn should keep the digit's ink"
+
+
+def test_fixed_views_identity_rotation_and_scale():
+    image = torch.zeros(1, 1, 28, 28)
+    image[0, 0, 10:18, 12:16] = 1.0  # an 8x4 bar centred on the image
+    torch.testing.assert_close(fixed_affine(image), image, atol=1e-5, rtol=0)
+    turned = fixed_affine(image, rotation_deg=90)
+    assert min((turned - torch.rot90(image, k, dims=(2, 3))).abs().max() for k in (1, -1)) < 1e-3
+    grown, shrunk = fixed_affine(image, scale=1.5), fixed_affine(image, scale=0.5)
+    ink = image.sum()
+    assert abs(grown.sum() / ink - 1.5**2) < 0.15 and abs(shrunk.sum() / ink - 0.5**2) < 0.1  # area goes as scale²

@@ -11,42 +11,89 @@ import numpy as np
 import torch
 
 from digitrec import checkpoint
+from digitrec.augment import fixed_affine
 from digitrec.data import dataset_spec, load_split, training_and_validation
 from digitrec.evaluate import (
+    average_over_views,
     error_at_coverage,
     expected_calibration_error,
     fit_temperature,
     predict_logits,
     reliability_figure,
     risk_coverage_figure,
+    test_time_views,
 )
 from digitrec.fileio import save_figure_atomic, write_json_atomic
 from digitrec.preprocess import to_model_inputs
 
 TARGET_COVERAGE = 0.99  # the unsure threshold answers this share of validation images
 
+# Candidate test-time view sets, (rotation degrees, scale) each, compared on validation by `tta-search`.
+VIEW_CANDIDATES: dict[str, list[tuple[float, float]]] = {
+    "none": [(0.0, 1.0)],
+    "rotate 3": [(0.0, 1.0), (3.0, 1.0), (-3.0, 1.0)],
+    "rotate 6": [(0.0, 1.0), (6.0, 1.0), (-6.0, 1.0)],
+    "rotate 9": [(0.0, 1.0), (9.0, 1.0), (-9.0, 1.0)],
+    "scale 8%": [(0.0, 1.0), (0.0, 0.92), (0.0, 1.08)],
+    "rotate 6 + scale 8%": [(0.0, 1.0), (6.0, 1.0), (-6.0, 1.0), (0.0, 0.92), (0.0, 1.08)],
+}
 
-def logits_and_labels(model, images: np.ndarray, labels: np.ndarray, normalization: str):
-    return predict_logits(model, to_model_inputs(images, normalization)), torch.from_numpy(labels.astype(np.int64))
+
+def logits_and_labels(model, images: np.ndarray, labels: np.ndarray, normalization: str, views=()):
+    inputs = to_model_inputs(images, normalization)
+    logits = average_over_views(lambda x: predict_logits(model, x), inputs, list(views))
+    return logits, torch.from_numpy(labels.astype(np.int64))
 
 
-def calibrate_checkpoint(path, data_dir=None, report_dir: Path | None = None) -> dict:
-    """Fit temperature and threshold on the checkpoint's own validation split, store them in the checkpoint."""
+def validation_split(metadata: dict, data_dir=None):
+    """The checkpoint's own validation part of the training split (seeded with the run)."""
+    config = metadata["config"]
+    _, validation = training_and_validation(
+        dataset_spec(config["dataset"]), data_dir, config["seed"], config["validation_size"],
+        config.get("train_subset", 0),
+    )  # fmt: skip
+    return validation
+
+
+def compare_view_sets(paths: list, data_dir=None, candidates: dict | None = None) -> dict:
+    """Validation images right per checkpoint and candidate view set, and their sum: the test set is not used."""
+    candidates = candidates or VIEW_CANDIDATES
+    correct: dict[str, dict[str, int]] = {}
+    for path in paths:
+        model, metadata = checkpoint.load_model(checkpoint.resolve_model_path(path))
+        validation = validation_split(metadata, data_dir)
+        labels = torch.from_numpy(validation.labels.astype(np.int64))
+        inputs = to_model_inputs(validation.images, metadata["config"]["normalization"])
+        views = {view for views in candidates.values() for view in views}
+        per_view = {view: torch.softmax(predict_logits(model, fixed_affine(inputs, *view)), 1) for view in views}
+        correct[str(path)] = {
+            name: int((torch.stack([per_view[v] for v in views]).mean(0).argmax(1) == labels).sum())
+            for name, views in candidates.items()
+        }
+    total = {name: sum(row[name] for row in correct.values()) for name in candidates}
+    best = max(candidates, key=lambda name: (total[name], -len(candidates[name])))  # ties: fewer views
+    return {"correct": correct, "total": total, "best": best, "views": {k: list(v) for k, v in candidates.items()}}
+
+
+def calibrate_checkpoint(path, data_dir=None, report_dir: Path | None = None, tta: bool = True) -> dict:
+    """Fit temperature and threshold on the checkpoint's own validation split, store them in the checkpoint, with
+    the test-time views they were fit through (the model recipe's, or none when `tta` is False)."""
     path = checkpoint.resolve_model_path(path)
     tensors, metadata = checkpoint.read_checkpoint(path)
     model, _ = checkpoint.load_model(path)
     config = metadata["config"]
     spec = dataset_spec(config["dataset"])
-    _, validation = training_and_validation(
-        spec, data_dir, config["seed"], config["validation_size"], config.get("train_subset", 0)
+    views = test_time_views({"config": config}, tta)  # the recipe's views, not ones stored by an earlier run
+    validation = validation_split(metadata, data_dir)
+    val_logits, val_labels = logits_and_labels(
+        model, validation.images, validation.labels, config["normalization"], views
     )
-    val_logits, val_labels = logits_and_labels(model, validation.images, validation.labels, config["normalization"])
     temperature = fit_temperature(val_logits, val_labels)
     val_confidence = torch.softmax(val_logits / temperature, 1).max(1).values.numpy()
     threshold = float(np.quantile(val_confidence, 1 - TARGET_COVERAGE))
 
     test = load_split("test", data_dir, spec)
-    test_logits, test_labels = logits_and_labels(model, test.images, test.labels, config["normalization"])
+    test_logits, test_labels = logits_and_labels(model, test.images, test.labels, config["normalization"], views)
     before = torch.softmax(test_logits, 1).numpy()
     after = torch.softmax(test_logits / temperature, 1).numpy()
     labels = test_labels.numpy()
@@ -68,6 +115,7 @@ def calibrate_checkpoint(path, data_dir=None, report_dir: Path | None = None) ->
         "test_error_when_sure": float((~correct[confidence >= threshold]).mean()),
     }
     metadata["calibration"] = calibration
+    metadata["inference"] = {"test_time_views": [list(view) for view in views]}
     optimizer_state = checkpoint.optimizer_state(tensors, metadata)
     metadata.pop("optimizer_state", None)
     checkpoint.save_checkpoint(path, model, metadata, optimizer_state)  # a resumable checkpoint stays resumable

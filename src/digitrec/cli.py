@@ -45,6 +45,13 @@ def add_train_parser(commands) -> None:
         )  # fmt: skip
 
 
+def add_tta_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-tta", dest="tta", action="store_false",
+        help="read each image once instead of through the model's test-time views (faster, less accurate)",
+    )  # fmt: skip
+
+
 def parse_bool(text: str) -> bool:
     if text.lower() in {"1", "true", "yes", "on"}:
         return True
@@ -108,6 +115,7 @@ def add_serve_parser(commands) -> None:
     parser.add_argument("--port", type=int, default=8000, help="default 8000")
     parser.add_argument("--model", default="default", help="a shipped model's name or a checkpoint (default: default)")
     parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    add_tta_option(parser)
     parser.add_argument("--workers", type=int, default=1, help="server processes, each with its own model (default 1)")
     parser.add_argument("--api-key", help=f"require this key on /v1/* (default ${server.API_KEY_ENV}; unset: open)")
     parser.add_argument("--max-upload-mb", type=float, default=server.MAX_UPLOAD_MB, help="default %(default)g")
@@ -131,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--report-dir", type=Path, help="plots and JSON (default: beside the checkpoint, or reports/)"
     )
+    add_tta_option(evaluate)
     add_common_options(evaluate)
     add_experiments_parser(commands)
     calibrate = commands.add_parser(
@@ -141,7 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("checkpoint", help="checkpoint file or run folder")
     calibrate.add_argument("--report-dir", type=Path, help="calibration.json, reliability.png, risk-coverage.png")
+    add_tta_option(calibrate)
     add_common_options(calibrate)
+    tta_search = commands.add_parser(
+        "tta-search",
+        help="compare test-time augmentation view sets on the validation splits of checkpoints",
+        description="Counts, per checkpoint and in total, the validation images each candidate set of test-time "
+        "views gets right (the test set is not used); the best total is the one to put in a model's recipe.",
+    )
+    tta_search.add_argument("checkpoint", nargs="+", help="checkpoint files or run folders")
+    tta_search.add_argument("--out", type=Path, help="write the comparison as JSON here")
+    add_common_options(tta_search)
     export = commands.add_parser("export", help="write a model as ONNX or weights-only safetensors",
                                  description="Export a checkpoint (or a shipped model).")  # fmt: skip
     export.add_argument("checkpoint", help="checkpoint file, run folder or shipped model name")
@@ -205,7 +224,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
     else:
         default_report_dir = paths[0].parent / "report"
     report_dir = args.report_dir or default_report_dir
-    report = evaluate_checkpoint(paths, data_dir=args.data_dir, report_dir=report_dir)
+    report = evaluate_checkpoint(paths, data_dir=args.data_dir, report_dir=report_dir, tta=args.tta)
     if args.json:
         print(json.dumps(report.to_json()))
         return 0
@@ -264,7 +283,9 @@ def command_experiments(args: argparse.Namespace) -> int:
 def command_calibrate(args: argparse.Namespace) -> int:
     from digitrec.calibration import calibrate_checkpoint
 
-    calibration = calibrate_checkpoint(args.checkpoint, data_dir=args.data_dir, report_dir=args.report_dir)
+    calibration = calibrate_checkpoint(
+        args.checkpoint, data_dir=args.data_dir, report_dir=args.report_dir, tta=args.tta
+    )
     if args.json:
         print(json.dumps(calibration))
         return 0
@@ -273,6 +294,25 @@ def command_calibrate(args: argparse.Namespace) -> int:
     )
     print(f"test ECE {calibration['test_ece_before']:.3%} before, {calibration['test_ece_after']:.3%} after")
     print(f"test error at 99% coverage: {calibration['test_error_at_99_coverage']:.3%}")
+    return 0
+
+
+def command_tta_search(args: argparse.Namespace) -> int:
+    from digitrec.calibration import compare_view_sets
+    from digitrec.fileio import write_json_atomic
+
+    comparison = compare_view_sets(args.checkpoint, data_dir=args.data_dir)
+    if args.out:
+        write_json_atomic(args.out, comparison)
+    if args.json:
+        print(json.dumps(comparison))
+        return 0
+    names = list(comparison["total"])
+    print(f"{'views':<22}" + "".join(f"{Path(p).name[:14]:>15}" for p in comparison["correct"]) + f"{'total':>8}")
+    for name in names:
+        counts = "".join(f"{row[name]:>15}" for row in comparison["correct"].values())
+        print(f"{name:<22}{counts}{comparison['total'][name]:>8}")
+    print(f"best on validation: {comparison['best']} {comparison['views'][comparison['best']]}")
     return 0
 
 
@@ -294,6 +334,7 @@ def add_predict_parser(commands) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (searched recursively) or globs")
     parser.add_argument("--model", default="default", help="a shipped model's name or a checkpoint")
     parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    add_tta_option(parser)
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
     output.add_argument("--csv", action="store_true", help="print CSV with a header row")
@@ -322,7 +363,7 @@ def command_predict(args: argparse.Namespace) -> int:
     from digitrec.predict import predict_files
     from digitrec.recognizer import Recognizer
 
-    recognizer = Recognizer.load(args.model, backend=args.backend)
+    recognizer = Recognizer.load(args.model, backend=args.backend, tta=args.tta)
     results = predict_files(recognizer, args.paths, debug_dir=args.debug_dir)
     if args.json:
         print(json.dumps([result.to_json() for result in results]))
@@ -348,7 +389,8 @@ def command_serve(args: argparse.Namespace) -> int:
         raise DigitrecError(f"--workers must be at least 1, got {args.workers}")
     resolve_model_path(args.model)  # a missing model is a one-line error here, not a traceback at startup
     settings = ServerSettings(
-        model=args.model, backend=args.backend, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        model=args.model, backend=args.backend, tta=args.tta,
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         max_upload_mb=args.max_upload_mb, request_timeout_s=args.timeout_s, batching=not args.no_batching,
         batch_window_ms=args.batch_window_ms, threads=args.threads,
     )  # fmt: skip
@@ -362,6 +404,7 @@ COMMANDS = {
     "models": command_models,
     "experiments": command_experiments,
     "calibrate": command_calibrate,
+    "tta-search": command_tta_search,
     "export": command_export,
     "predict": command_predict,
     "serve": command_serve,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
 from digitrec import checkpoint
+from digitrec.augment import fixed_affine
 from digitrec.data import LabelledImages, dataset_spec, load_split
 from digitrec.errors import DigitrecError
 from digitrec.fileio import save_figure_atomic, write_json_atomic
+from digitrec.models import model_entry
 from digitrec.preprocess import to_model_inputs
 
 DEFAULT_BATCH_SIZE = 1000
@@ -33,6 +36,39 @@ def predict_logits(model: nn.Module, inputs: torch.Tensor, batch_size: int = DEF
     logits = torch.cat(list(batches))
     model.train(was_training)
     return logits
+
+
+# ------------------------------------------------------------------------------------ test-time augmentation
+
+IDENTITY_VIEW = (0.0, 1.0)  # (rotation in degrees, scale): the image as it is
+SMALLEST_PROBABILITY = 1e-30  # floor before the log, so an underflowed class gives a finite score
+
+
+def test_time_views(metadata: dict, enabled: bool = True) -> list[tuple[float, float]]:
+    """The views a checkpoint is meant to be read with: its recorded ones, else its model's recipe's; [] if off."""
+    if not enabled:
+        return []
+    recorded = metadata.get("inference", {}).get("test_time_views")
+    views = recorded if recorded is not None else model_entry(metadata["config"]["model"]).test_time_views
+    return [(float(rotation), float(scale)) for rotation, scale in views]
+
+
+def average_over_views(
+    score: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, views: list[tuple[float, float]]
+) -> torch.Tensor:
+    """Test-time augmentation: the log of the mean softmax of `score` over rotated/scaled views of `inputs`.
+
+    Usable as logits (its softmax is the mean probability); with no views, `score(inputs)` itself.
+    """
+    if not views or list(views) == [IDENTITY_VIEW]:
+        return score(inputs)
+    probabilities = [torch.softmax(score(fixed_affine(inputs, *view)), 1) for view in views]
+    return torch.stack(probabilities).mean(0).clamp_min(SMALLEST_PROBABILITY).log()
+
+
+def checkpoint_logits(model: nn.Module, metadata: dict, inputs: torch.Tensor, tta: bool = True) -> torch.Tensor:
+    """Logits of a checkpoint's model, read through its test-time views (unless `tta` is False)."""
+    return average_over_views(lambda x: predict_logits(model, x), inputs, test_time_views(metadata, tta))
 
 
 def accuracy_and_loss(
@@ -112,24 +148,30 @@ class EvaluationReport:
         return {"checkpoint": self.checkpoint, "report_dir": report_dir} | self.metrics
 
 
-def test_probabilities(model: nn.Module, metadata: dict, data_dir) -> tuple[np.ndarray, LabelledImages]:
+def test_probabilities(
+    model: nn.Module, metadata: dict, data_dir, tta: bool = True
+) -> tuple[np.ndarray, LabelledImages]:
     """Softmax probabilities `(N, classes)` of a model on its dataset's test split (or its test subset)."""
     config = metadata["config"]
     test_split = load_split("test", data_dir, dataset_spec(config["dataset"]))
     if config.get("test_subset"):
         test_split = test_split.subset(np.arange(config["test_subset"]))
-    logits = predict_logits(model, to_model_inputs(test_split.images, config["normalization"]))
+    logits = checkpoint_logits(model, metadata, to_model_inputs(test_split.images, config["normalization"]), tta)
     return torch.softmax(logits, 1).numpy(), test_split
 
 
 def evaluate_checkpoint(
-    paths: str | Path | list, data_dir: str | Path | None = None, report_dir: str | Path | None = None
+    paths: str | Path | list,
+    data_dir: str | Path | None = None,
+    report_dir: str | Path | None = None,
+    tta: bool = True,
 ) -> EvaluationReport:
     """Test-set metrics of a checkpoint, or of an ensemble (mean of softmax) of several; with `report_dir`, also
-    the confusion matrix (PNG + JSON) and a grid of the misclassified digits."""
+    the confusion matrix (PNG + JSON) and a grid of the misclassified digits. Each model is read through its
+    test-time views unless `tta` is False."""
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
     members = [checkpoint.load_model(path) for path in paths]
-    outputs = [test_probabilities(model, metadata, data_dir) for model, metadata in members]
+    outputs = [test_probabilities(model, metadata, data_dir, tta) for model, metadata in members]
     test_split = outputs[0][1]
     if any(len(split) != len(test_split) for _, split in outputs):
         raise DigitrecError("ensemble members were evaluated on test sets of different sizes")
@@ -138,7 +180,8 @@ def evaluate_checkpoint(
     config = members[0][1]["config"]
     class_names = list(dataset_spec(config["dataset"]).class_names)
     name = config["model"] if len(members) == 1 else f"ensemble of {len(members)} ({config['model']}, ...)"
-    metrics = classification_metrics(y_true, y_pred, class_names) | {"model": name}
+    views = {len(test_time_views(metadata, tta)) for _, metadata in members}
+    metrics = classification_metrics(y_true, y_pred, class_names) | {"model": name, "test_time_views": max(views)}
     if report_dir is not None:
         write_evaluation_report(Path(report_dir), metrics, test_split.images, y_true, y_pred, class_names)
     return EvaluationReport(metrics, ", ".join(str(checkpoint.resolve_model_path(p)) for p in paths), report_dir)

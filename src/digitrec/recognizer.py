@@ -16,7 +16,7 @@ import torch
 
 from digitrec import checkpoint
 from digitrec.errors import DigitrecError
-from digitrec.evaluate import predict_logits
+from digitrec.evaluate import average_over_views, predict_logits, test_time_views
 from digitrec.preprocess import photo_file_to_mnist, photo_to_mnist, to_model_inputs
 
 DEFAULT_UNSURE_THRESHOLD = 0.5  # used when a checkpoint carries no calibrated threshold
@@ -45,6 +45,7 @@ class Recognizer:
         temperature: float = 1.0,
         unsure_threshold: float = DEFAULT_UNSURE_THRESHOLD,
         onnx_session=None,
+        views: list[tuple[float, float]] | None = None,
     ) -> None:
         self.model = model
         self.metadata = metadata
@@ -53,10 +54,14 @@ class Recognizer:
         self.temperature = temperature
         self.unsure_threshold = unsure_threshold
         self.onnx_session = onnx_session
+        self.views = list(views or [])  # test-time augmentation views; [] reads each image once
 
     @classmethod
-    def load(cls, model: str | os.PathLike = "default", backend: str = "torch") -> Recognizer:
-        """A checkpoint path, a run folder, or "default" (the model shipped in the package)."""
+    def load(cls, model: str | os.PathLike = "default", backend: str = "torch", tta: bool = True) -> Recognizer:
+        """A checkpoint path, a run folder, or "default" (the model shipped in the package).
+
+        `tta=False` reads each image once instead of through the model's test-time views (faster, a little less
+        accurate; the calibration was fit with the views)."""
         if backend not in BACKENDS:
             raise DigitrecError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         path = checkpoint.resolve_model_path(model)
@@ -73,6 +78,7 @@ class Recognizer:
             temperature=calibration.get("temperature", 1.0),
             unsure_threshold=calibration.get("unsure_threshold", DEFAULT_UNSURE_THRESHOLD),
             onnx_session=session,
+            views=test_time_views(metadata, tta),
         )
 
     @property
@@ -101,7 +107,10 @@ class Recognizer:
         return array
 
     def logits(self, images: np.ndarray) -> torch.Tensor:
-        inputs = to_model_inputs(images, self.normalization)
+        return average_over_views(self.raw_logits, to_model_inputs(images, self.normalization), self.views)
+
+    def raw_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The model's logits of model-ready inputs `(N, C, H, W)`, on the chosen backend."""
         if self.onnx_session is not None:
             from digitrec.export import onnx_logits
 

@@ -63,6 +63,7 @@ access_log = logging.getLogger("digitrec.access")
 class ServerSettings:
     model: str = "default"  # a shipped model's name, a checkpoint file or a run folder
     backend: str = "torch"
+    tta: bool = True  # read each image through the model's test-time views (see Recognizer.load)
     api_key: str | None = None  # when set, /v1/* needs it (X-API-Key or Authorization: Bearer)
     max_upload_mb: float = MAX_UPLOAD_MB
     request_timeout_s: float = REQUEST_TIMEOUT_S
@@ -194,6 +195,7 @@ class ModelInfo(BaseModel):
     normalization: str
     temperature: float
     unsure_threshold: float
+    test_time_views: int = Field(description="views of each image whose probabilities are averaged (1: none)")
     test_accuracy: float | None
 
 
@@ -416,6 +418,7 @@ def model_info(name: str, recognizer: Recognizer) -> ModelInfo:
         normalization=recognizer.normalization,
         temperature=recognizer.temperature,
         unsure_threshold=recognizer.unsure_threshold,
+        test_time_views=max(1, len(recognizer.views)),
         test_accuracy=metadata.get("summary", {}).get("test_accuracy"),
     )
 
@@ -480,7 +483,7 @@ async def lifespan(app: FastAPI):
     settings: ServerSettings = app.state.settings
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    app.state.recognizer = await asyncio.to_thread(Recognizer.load, settings.model, settings.backend)
+    app.state.recognizer = await asyncio.to_thread(Recognizer.load, settings.model, settings.backend, settings.tta)
     app.state.predictor = make_predictor(app.state.recognizer, settings)
     await app.state.predictor.start()
     try:
