@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["onnx", "safetensors"], default="onnx")
     export.add_argument("--out", type=Path, required=True, help="output file")
     add_predict_parser(commands)
+    add_read_parser(commands)
     models = commands.add_parser("models", help="list the registered models", description="List registered models.")
     models.add_argument("--json", action="store_true", help="print JSON")
     add_serve_parser(commands)
@@ -339,6 +340,7 @@ def add_predict_parser(commands) -> None:
     output.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
     output.add_argument("--csv", action="store_true", help="print CSV with a header row")
     parser.add_argument("--debug-dir", type=Path, help="write one PNG strip of the pipeline's stages per image here")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
 
 
 PREDICT_FIELDS = ["path", "page", "digit", "confidence", "unsure", "error", "note"]
@@ -381,6 +383,61 @@ def command_predict(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if any(result.error for result in results) else 0
 
 
+def add_read_parser(commands) -> None:
+    parser = commands.add_parser(
+        "read",
+        help="read whole numbers (several digits, several lines) in photos, scans and drawings",
+        description="Finds every handwritten digit in each image (PNG, JPEG, BMP, TIFF, WebP, GIF's first frame) or "
+        "PDF page: cleans the photo up, splits touching digits, joins broken ones, reads each line left to right. "
+        "Dots, commas and dashes are reported as separators, never read as digits. A file that cannot be read gets "
+        "a one-line error and the others go on; the exit code is then 2. An image without digits reads as empty "
+        "text, with a note.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (searched recursively) or globs")
+    parser.add_argument("--model", default="default", help="a shipped model's name or a checkpoint")
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    add_tta_option(parser)
+    parser.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
+    parser.add_argument("--annotate", type=Path, metavar="DIR", help="write each image with its digits boxed here")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+
+
+def format_readings_table(results) -> str:
+    width = max([len("path"), *(len(result.name) for result in results)])
+    lines = [f"{'path':<{width}}  {'text':<12}  min confidence  unsure"]
+    for result in results:
+        if result.error:
+            reason = result.error.removeprefix(f"{result.name}: ")
+            lines.append(f"{result.name:<{width}}  {'-':<12}  {'-':>14}  error: {reason}")
+            continue
+        reading = result.reading
+        text = " | ".join(line.text for line in reading.lines) or "(none)"
+        confidence = f"{min(d.confidence for d in reading.digits):.3f}" if reading.digits else "-"
+        unsure = "unsure" if reading.unsure else ""
+        lines.append(f"{result.name:<{width}}  {text:<12}  {confidence:>14}  {unsure}".rstrip())
+    return "\n".join(lines)
+
+
+def command_read(args: argparse.Namespace) -> int:
+    from digitrec.predict import read_files
+    from digitrec.recognizer import Recognizer
+
+    recognizer = Recognizer.load(args.model, backend=args.backend, tta=args.tta)
+    results = read_files(recognizer, args.paths, annotate_dir=args.annotate)
+    if args.json:
+        print(json.dumps([result.to_json() for result in results]))
+    else:
+        print(format_readings_table(results))
+    for result in results:
+        if result.note:
+            print(f"digitrec: note: {result.name}: {result.note}", file=sys.stderr)
+        if result.reading is not None and result.reading.problem:
+            print(f"digitrec: note: {result.name}: {result.reading.problem}", file=sys.stderr)
+        if result.error:
+            print(f"digitrec: error: {result.error}", file=sys.stderr)
+    return EXIT_BAD_INPUT if any(result.error for result in results) else 0
+
+
 def command_serve(args: argparse.Namespace) -> int:
     from digitrec.checkpoint import resolve_model_path
     from digitrec.server import API_KEY_ENV, ServerSettings, run_server
@@ -407,6 +464,7 @@ COMMANDS = {
     "tta-search": command_tta_search,
     "export": command_export,
     "predict": command_predict,
+    "read": command_read,
     "serve": command_serve,
 }
 

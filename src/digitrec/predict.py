@@ -1,20 +1,26 @@
-"""One digit per image file, for many files: the batch behind `digitrec predict`.
+"""Many image files at once: the batches behind `digitrec predict` (one digit per image) and `digitrec read`
+(whole numbers).
 
-Every file (every page of a PDF) gets a row. A file that cannot be read, or that holds no digit or several, gets a
-row with its one-line error, and the batch goes on. The digits go through the same pipeline as
-`Recognizer.predict(path)`: `preprocess.photo_stages`, then the model.
+Every file (every page of a PDF) gets a row. A file that cannot be read, or (for predict) that holds no digit or
+several, gets a row with its one-line error, and the batch goes on. The images go through the same pipelines as
+`Recognizer.predict(path)` (`preprocess.photo_stages`, then the model) and `Recognizer.read(path)`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 from digitrec.errors import DigitrecError
 from digitrec.fileio import write_bytes_atomic
 from digitrec.imagefiles import SourceImage, expand_inputs, read_images
-from digitrec.preprocess import debug_strip_png, photo_stages
+from digitrec.preprocess import debug_strip_png, image_to_array, photo_stages
+from digitrec.reading import NumberReading
 
 UNSAFE_FILE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -37,11 +43,11 @@ class FileResult:
         return asdict(self)
 
 
-def debug_strip_path(debug_dir: Path, index: int, source: SourceImage) -> Path:
+def output_path(out_dir: Path, index: int, source: SourceImage) -> Path:
     """`007-photo-3.png` for the 8th input; the index keeps files of the same name in different folders apart."""
     stem = UNSAFE_FILE_NAME_CHARACTERS.sub("_", source.path.stem)
     page = f"-page{source.page}" if source.page is not None else ""
-    return debug_dir / f"{index:03d}-{stem}{page}.png"
+    return out_dir / f"{index:03d}-{stem}{page}.png"
 
 
 def predict_source(recognizer, source: SourceImage, debug_path: Path | None = None) -> FileResult:
@@ -59,16 +65,98 @@ def predict_source(recognizer, source: SourceImage, debug_path: Path | None = No
     return FileResult(**where, digit=prediction.digit, confidence=prediction.confidence, unsure=prediction.unsure)
 
 
-def predict_files(recognizer, arguments: list[str], debug_dir: Path | None = None) -> list[FileResult]:
-    """Files, folders (searched recursively) and glob patterns -> one row per image or PDF page, in order."""
-    results = []
+def sources_of(arguments: list[str]) -> Iterator[tuple[int, Path, SourceImage | DigitrecError]]:
+    """(input index, path, decoded image or why it could not be read) for every image and PDF page, in order."""
     for index, path in enumerate(expand_inputs(arguments)):
         try:
             sources = read_images(path)
         except DigitrecError as exc:
-            results.append(FileResult(path=str(path), error=str(exc)))
+            yield index, path, exc
             continue
         for source in sources:
-            debug_path = debug_strip_path(debug_dir, index, source) if debug_dir is not None else None
-            results.append(predict_source(recognizer, source, debug_path))
+            yield index, path, source
+
+
+def predict_files(recognizer, arguments: list[str], debug_dir: Path | None = None) -> list[FileResult]:
+    """Files, folders (searched recursively) and glob patterns -> one row per image or PDF page, in order."""
+    results = []
+    for index, path, source in sources_of(arguments):
+        if isinstance(source, DigitrecError):
+            results.append(FileResult(path=str(path), error=str(source)))
+            continue
+        debug_path = output_path(debug_dir, index, source) if debug_dir is not None else None
+        results.append(predict_source(recognizer, source, debug_path))
+    return results
+
+
+# ------------------------------------------------------------------------------------------- whole numbers
+
+ANNOTATION_SURE_RGB = (0, 160, 60)
+ANNOTATION_UNSURE_RGB = (230, 120, 0)
+ANNOTATION_SEPARATOR_RGB = (120, 120, 120)
+
+
+@dataclass(frozen=True)
+class FileReading:
+    path: str
+    page: int | None = None
+    reading: NumberReading | None = None
+    error: str | None = None  # one line, naming the file
+    note: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}#page={self.page}" if self.page is not None else self.path
+
+    def to_json(self) -> dict:
+        where = {"path": self.path, "page": self.page}
+        if self.reading is None:
+            return where | {"text": None, "lines": [], "digits": [], "separators": [], "unsure": None,
+                            "error": self.error, "note": self.note}  # fmt: skip
+        return where | self.reading.to_json() | {"error": self.error, "note": self.note}
+
+
+def annotated_image(image, reading: NumberReading) -> np.ndarray:
+    """The image (RGB) with a box and the digit read drawn over each digit: green when sure, orange when unsure."""
+    picture = image_to_array(image)
+    picture = cv2.cvtColor(picture, cv2.COLOR_GRAY2RGB) if picture.ndim == 2 else picture.copy()
+    thickness = max(1, round(max(picture.shape[:2]) / 400))
+    for digit in reading.digits:
+        x, y, width, height = digit.box
+        colour = ANNOTATION_UNSURE_RGB if digit.unsure else ANNOTATION_SURE_RGB
+        cv2.rectangle(picture, (x, y), (x + width, y + height), colour, thickness)
+        font_scale = max(0.4, height / 100)
+        (_, text_height), _ = cv2.getTextSize(str(digit.digit), cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+        # above the box when there is room, else just inside its top
+        label_y = y - 3 if y >= text_height + 3 else y + text_height + 3
+        cv2.putText(picture, str(digit.digit), (x + 2, label_y), cv2.FONT_HERSHEY_SIMPLEX, font_scale, colour,
+                    thickness, cv2.LINE_AA)  # fmt: skip
+    for separator in reading.separators:
+        x, y, width, height = separator.box
+        cv2.rectangle(picture, (x, y), (x + width, y + height), ANNOTATION_SEPARATOR_RGB, thickness)
+    return picture
+
+
+def read_source(recognizer, source: SourceImage, annotate_path: Path | None = None) -> FileReading:
+    where = {"path": str(source.path), "page": source.page, "note": source.note}
+    try:
+        reading = recognizer.read(source.image)
+    except DigitrecError as exc:
+        return FileReading(**where, error=f"{source.name}: {exc}")
+    if annotate_path is not None:
+        ok, encoded = cv2.imencode(".png", annotated_image(source.image, reading)[:, :, ::-1])
+        if ok:
+            write_bytes_atomic(annotate_path, encoded.tobytes())
+    return FileReading(**where, reading=reading)
+
+
+def read_files(recognizer, arguments: list[str], annotate_dir: Path | None = None) -> list[FileReading]:
+    """Files, folders and globs -> one reading per image or PDF page, in order; errors are rows, not exceptions."""
+    results = []
+    for index, path, source in sources_of(arguments):
+        if isinstance(source, DigitrecError):
+            results.append(FileReading(path=str(path), error=str(source)))
+            continue
+        annotate_path = output_path(annotate_dir, index, source) if annotate_dir is not None else None
+        results.append(read_source(recognizer, source, annotate_path))
     return results

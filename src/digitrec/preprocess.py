@@ -665,6 +665,33 @@ def mnist_frame(mask: np.ndarray, size: int = 28) -> np.ndarray:
     return np.clip(np.rint(framed), 0, WHITE).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class InkStages:
+    """The photo pipeline up to binarization, shared by one-digit photos and numbers (`digitrec.reading`)."""
+
+    original: np.ndarray  # uint8 RGB (or gray) at working size
+    gray: np.ndarray  # uint8, ink dark on light paper (lighting flattened when ink was found)
+    binary: np.ndarray  # uint8 0/255, ink white, ruled lines removed; all 0 when no ink stands out
+    has_ink: bool
+
+
+def ink_stages(image) -> InkStages:
+    """An image (PIL or array) at working size -> its ink: best channel, lighting flattened, thresholded, ruled
+    and grid lines removed."""
+    original = resize_for_work(image_to_array(image))
+    gray, has_ink = ink_dark_gray(original)
+    if not has_ink:
+        return InkStages(original, gray, np.zeros_like(gray), False)
+    flat, ink, faint = find_ink(gray)
+    return InkStages(original, flat, remove_ruled_lines(ink, faint), True)
+
+
+def mask_to_mnist(mask: np.ndarray, size: int = 28) -> np.ndarray:
+    """A 0/255 mask of one digit's ink -> MNIST-like `(size, size)`: cropped, deskewed, stroke width normalized,
+    fitted into the 20 px box, centre of mass centred."""
+    return mnist_frame(normalize_stroke(deskew(tight_crop(mask))), size)
+
+
 def photo_stages(image, size: int = 28) -> PhotoStages:
     """A photo or scan of one digit (PIL image or array) -> MNIST-like `(size, size)` uint8, with every stage.
 
@@ -672,21 +699,18 @@ def photo_stages(image, size: int = 28) -> PhotoStages:
     clearly above the paper's noise), ruled and grid lines removed; the digit's components are kept (specks, page
     borders and far marks are not), cropped, deskewed, their strokes brought to MNIST's width, then framed as MNIST.
     """
-    original = resize_for_work(image_to_array(image))
-    gray, has_ink = ink_dark_gray(original)
+    ink = ink_stages(image)
     empty = np.zeros((1, 1), np.uint8)
-    if not has_ink:
-        return PhotoStages(original, gray, np.zeros_like(gray), empty, None, NO_DIGIT)
-    flat, ink, faint = find_ink(gray)
-    binary = remove_ruled_lines(ink, faint)
-    digit_mask, problem = select_digit(binary)
+    if not ink.has_ink:
+        return PhotoStages(ink.original, ink.gray, ink.binary, empty, None, NO_DIGIT)
+    digit_mask, problem = select_digit(ink.binary)
     if digit_mask is None:
-        return PhotoStages(original, flat, binary, empty, None, problem)
+        return PhotoStages(ink.original, ink.gray, ink.binary, empty, None, problem)
     cropped = normalize_stroke(deskew(tight_crop(digit_mask)))
     digit = mnist_frame(cropped, size)
     if not digit.any():  # never seen; a blank answer must not reach the model
-        return PhotoStages(original, flat, binary, cropped, None, NO_DIGIT)
-    return PhotoStages(original, flat, binary, cropped, digit)
+        return PhotoStages(ink.original, ink.gray, ink.binary, cropped, None, NO_DIGIT)
+    return PhotoStages(ink.original, ink.gray, ink.binary, cropped, digit)
 
 
 def photo_to_mnist(image, size: int = 28, source: str = "image") -> np.ndarray:

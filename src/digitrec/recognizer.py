@@ -18,6 +18,7 @@ from digitrec import checkpoint
 from digitrec.errors import DigitrecError
 from digitrec.evaluate import average_over_views, predict_logits, test_time_views
 from digitrec.preprocess import photo_file_to_mnist, photo_to_mnist, to_model_inputs
+from digitrec.reading import NumberReading, read_number
 
 DEFAULT_UNSURE_THRESHOLD = 0.5  # used when a checkpoint carries no calibrated threshold
 BACKENDS = ("torch", "onnx")
@@ -120,6 +121,15 @@ class Recognizer:
     def predict_proba(self, x) -> np.ndarray:
         """Calibrated class probabilities `(N, classes)`."""
         return torch.softmax(self.logits(self.to_images(x)) / self.temperature, dim=1).numpy()
+
+    def read(self, x) -> NumberReading:
+        """Every digit in a photo, scan or drawing of one or more numbers (path, PIL image or array), in lines of
+        writing read left to right: `.text`, `.digits` (digit, confidence, box, unsure), `.lines`, `.separators`."""
+        if isinstance(x, str | os.PathLike):
+            from digitrec.imagefiles import read_single_image
+
+            x = read_single_image(x).image
+        return read_number(x, self.predict_proba, self.unsure_threshold, self.image_size)
 
     def predict(self, x) -> Prediction | list[Prediction]:
         """One Prediction for one image (array, path or PIL image); a list for a batch `(N, H, W)`."""
