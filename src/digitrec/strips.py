@@ -2,8 +2,9 @@
 
 A strip is one line of digits written left to right: each digit becomes a pen stroke (`synth.pen_stroke`) with its
 own small changes of size, baseline and slant; neighbours are separated by a clear gap or, with a chosen
-probability, run into each other (their inks touch or overlap by up to a stroke width). The line is then written on
-paper, lit and photographed under one of `synth.CONDITIONS`, with the canvas sized to the line.
+probability, run into each other (their inks touch or overlap by up to a stroke width; such a digit may also reach
+the digit before its neighbour, as cramped writing does). The line is then written on paper, lit and photographed
+under one of `synth.CONDITIONS`, with the canvas sized to the line.
 
 The condition's rotation turns the whole line (a number written askew), not each digit: the canvas grows to hold
 it. Boxes are measured in the ink before the camera: a condition with perspective ("combined": 2-6% of the canvas
@@ -41,7 +42,8 @@ SCALE_JITTER = 0.10  # each digit is up to 10% larger or smaller than the line's
 BASELINE_JITTER = 0.08  # each digit's bottom is up to 8% of the height above or below the line
 SLANT_JITTER_DEG = 4.0  # each digit leans up to 4° either way, independently of its neighbours
 GAP_RANGE = (0.10, 0.45)  # clear space between the ink extents of two digits that do not touch
-OVERLAP_RANGE_STROKES = (0.2, 1.0)  # how far a touching digit runs into its neighbour, in stroke widths
+OVERLAP_RANGE_STROKES = (0.2, 1.0)  # how far a touching digit runs into its neighbour, in widths of the pen's stroke
+MAX_OVERLAP_OF_WIDTH = 0.25  # and at most this share of the narrower digit's width (a 1 is not written over a 0)
 CONTACT_REACH = 0.25  # where two digits meet, rows this far above and below (fraction of the height) count too
 MARGIN_RANGE = (0.3, 0.9)  # paper on each side of the line
 
@@ -67,7 +69,7 @@ class Strip:
     image: np.ndarray  # uint8 RGB (H, W, 3)
     text: str  # the number as written, e.g. "4071"
     boxes: tuple[Box, ...]  # each digit's ink bounding box, left to right
-    touching: tuple[bool, ...]  # for each pair of neighbours: are their inks connected in `coverage`
+    touching: tuple[bool, ...]  # for each pair of neighbours: is some connected piece of their two inks in both
     condition: str
     digit_height_px: float  # the line's digit height before each digit's own jitter
     coverage: np.ndarray  # float32 (H, W) ink coverage 0..1 before lighting and camera (the max over digits)
@@ -83,7 +85,7 @@ class Handwriting:
     slants_deg: np.ndarray  # (k,)
     touch_wanted: np.ndarray  # (k - 1,) bool: does this pair run together
     gaps: np.ndarray  # (k - 1,) clear space between ink extents, fractions of the digit height (pairs apart)
-    overlaps: np.ndarray  # (k - 1,) how far the right digit runs into the left one, in stroke widths (pairs touching)
+    overlaps: np.ndarray  # (k - 1,) how far the right digit runs into the left one, in pen widths (pairs touching)
 
 
 def draw_handwriting(count: int, touching_fraction: float, rng: np.random.Generator) -> Handwriting:
@@ -121,9 +123,9 @@ def strip_scene(condition: str, digit_height_px: float, rng: np.random.Generator
 def digit_patch(digit: np.ndarray, scene: Scene) -> np.ndarray:
     """The digit's pen stroke, cropped to where there is any ink (its soft edge included)."""
     coverage = pen_stroke(digit, scene)
-    rows, cols = np.nonzero(coverage > 0)
     if not (coverage > INK_THRESHOLD).any():
         raise DigitrecError("a digit of the strip has no ink")
+    rows, cols = np.nonzero(coverage > 0)
     return coverage[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
 
@@ -133,12 +135,6 @@ def row_extents(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first = np.where(has_ink, ink.argmax(axis=1), np.inf)
     last = np.where(has_ink, ink.shape[1] - 1 - ink[:, ::-1].argmax(axis=1), -np.inf)
     return first, last
-
-
-def with_neighbour_rows(last_columns: np.ndarray) -> np.ndarray:
-    """Each row's last ink column, or its neighbour rows' if further right (so that diagonal contact counts)."""
-    padded = np.pad(last_columns, 1, constant_values=-np.inf)
-    return np.maximum(np.maximum(padded[:-2], padded[1:-1]), padded[2:])
 
 
 @dataclass(frozen=True)
@@ -152,6 +148,16 @@ class Placed:
     @property
     def ink(self) -> np.ndarray:
         return self.patch > INK_THRESHOLD
+
+
+def ink_width_px(patch: np.ndarray) -> int:
+    columns = np.flatnonzero((patch > INK_THRESHOLD).any(axis=0))
+    return int(columns[-1] - columns[0] + 1)
+
+
+def pen_width_px(scene: Scene) -> float:
+    """The width of the scene's pen stroke: MNIST's, widened or narrowed by the pen change on each side."""
+    return max(1.0, scene.stroke_px + 2 * scene.pen_change_px)
 
 
 def tops_on_one_baseline(patches: list[np.ndarray], baseline_shifts: np.ndarray, digit_height_px: float) -> list[int]:
@@ -222,11 +228,11 @@ def pair_coverages(left: Placed, right: Placed) -> tuple[np.ndarray, np.ndarray]
 
 
 def inks_touch(coverage_a: np.ndarray, coverage_b: np.ndarray) -> bool:
-    """Whether some connected piece (8-neighbours) of the two inks together holds ink of both."""
     return masks_touch(coverage_a > INK_THRESHOLD, coverage_b > INK_THRESHOLD)
 
 
 def masks_touch(ink_a: np.ndarray, ink_b: np.ndarray) -> bool:
+    """Whether some connected piece (8-neighbours) of the two inks together holds ink of both."""
     _, pieces = cv2.connectedComponents((ink_a | ink_b).astype(np.uint8), connectivity=8)
     return bool(np.intersect1d(pieces[ink_a], pieces[ink_b]).size)
 
@@ -258,7 +264,9 @@ def lay_out_line(patches: list[np.ndarray], handwriting: Handwriting, scene: Sce
     for pair, (patch, top) in enumerate(zip(patches[1:], tops[1:], strict=True)):
         touch = bool(handwriting.touch_wanted[pair])
         if touch:
-            spacing_px = max(1, round(handwriting.overlaps[pair] * scene.stroke_px))
+            narrower_px = min(ink_width_px(patches[pair]), ink_width_px(patch))
+            overlap_px = min(handwriting.overlaps[pair] * pen_width_px(scene), MAX_OVERLAP_OF_WIDTH * narrower_px)
+            spacing_px = max(1, round(overlap_px))
         else:
             spacing_px = max(1, round(handwriting.gaps[pair] * scene.digit_height_px))
         placed.append(place_next(placed, patch, top, touch, spacing_px, reach_rows))
@@ -541,7 +549,7 @@ EXAMPLE_STRIPS = [
     ("blue-ink", 6, 0.3, "jpg"),
     ("ruled-paper", 5, 0.3, "jpg"),
     ("grid-paper", 4, 0.5, "jpg"),
-    ("pencil", 3, 0.0, "png"),
+    ("pencil", 3, 0.0, "jpg"),
     ("coloured-paper", 7, 0.3, "jpg"),
     ("lighting-gradient", 4, 1.0, "jpg"),
     ("combined", 10, 0.3, "jpg"),
