@@ -124,6 +124,8 @@ def open_picture(path: Path, data: bytes) -> SourceImage:
         if header_size is not None and 0 in header_size:
             raise DigitrecError(f"{path}: empty image ({header_size[0]}x{header_size[1]} pixels)") from None
         raise DigitrecError(f"{path}: not an image or PDF (the format is not recognized)") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # a known format whose header is damaged (Pillow's types)
+        raise DigitrecError(f"{path}: damaged image header ({exc})") from None
     check_dimensions(path, *image.size)
     frames = getattr(image, "n_frames", 1)
     try:

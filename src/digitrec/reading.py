@@ -2,11 +2,13 @@
 
 The image goes through the photo pipeline's first stages (`preprocess.ink_stages`: best channel, lighting,
 threshold, ruled lines removed). Its connected components are then
-1. sorted into lines of writing by their vertical position;
-2. merged where a digit is broken (a 5's hat, a 4's open top: pieces stacked over one another);
-3. split where digits touch: every group wider than a narrow digit is cut at the columns where the classifier, scoring
-   each piece, likes the pieces best (a dynamic programme over candidate cuts; not cutting is one of the choices);
-4. small marks left over are separators (dot, comma, dash) or specks, reported but never read as digits.
+1. sorted into lines of writing by their vertical position (frames and margin lines touching the border left out);
+2. small isolated marks are taken out as separators (dot, comma, dash), reported but never read as digits;
+3. the line is cut into digits along its columns by a dynamic programme: candidate cuts are the gaps between inks
+   (free) and, inside runs of ink wider than a narrow digit, the columns where the ink is thinnest (a cost per
+   stroke crossed); each stretch between two cuts is scored by the classifier's confidence in it. So touching digits
+   are split where the classifier likes the pieces best, and a digit broken in pieces (a 5's hat, a pen lifted) is
+   kept whole when reading it whole scores better than reading its pieces (skipping a gap costs a little).
 Each digit then goes through the same normalization as single digits (`preprocess.mask_to_mnist`) and the model.
 """
 
@@ -18,28 +20,42 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from digitrec.preprocess import Component, connected_components, image_to_array, ink_stages, mask_to_mnist, tight_crop
+from digitrec.preprocess import (
+    Component,
+    connected_components,
+    digit_candidates,
+    image_to_array,
+    ink_stages,
+    mask_to_mnist,
+    tight_crop,
+)
 
 # Sizes are fractions of the line's digit height H (the median height of its tall components).
-TALL_FRACTION = 0.5  # a component at least this tall (vs the tallest) is a digit or most of one
-SMALL_FRACTION = 0.45  # shorter than this (vs H): a piece, a separator or a speck
+TALL_FRACTION = 0.5  # a component at least this tall (vs the tallest in the image) is a digit or most of one
+SEPARATOR_HEIGHT_FRACTION = 0.35  # a mark shorter than this (vs H), clear of any taller ink above or below it, ...
+SEPARATOR_AREA_FRACTION = 0.25  # ... with less ink than this (vs the median digit), is a separator, not a digit
 SPECK_AREA_FRACTION = 0.02  # less ink than this (vs the median tall component): noise, dropped
 MIN_DIGIT_HEIGHT_PX = 8  # in the working image: smaller marks are specks (as for single digits)
 LINE_OVERLAP_FRACTION = 0.5  # a component belongs to a line when this much of its height lies in the line's band
-PIECE_REACH_FRACTION = 0.35  # a small piece within this gap (vs H) of a digit, above or below it, is part of it
-PIECE_X_OVERLAP = 0.5  # ... and overlapping it in x by this fraction of the piece's width
-STACKED_X_OVERLAP = 0.6  # two tall pieces overlapping this much in x (vs the narrower) are one broken digit ...
-MAX_DIGIT_WIDTH_FRACTION = 1.15  # ... when together they are no wider than this (vs H); also the widest piece cut
-MIN_PIECE_WIDTH_FRACTION = 0.12  # the narrowest piece a cut may leave (a "1" written straight)
-SPLIT_WIDTH_FRACTION = 0.8  # groups wider than this (vs H) are offered to the splitter
-CUT_STEP_FRACTION = 1 / 12  # candidate cuts every this much of H, plus the minima of the ink's column profile
-CUT_INK_PENALTY = 1.0  # log-score cost of cutting through a full stroke-width of ink (the column's ink vs stroke)
+MAX_DIGIT_WIDTH_FRACTION = 1.3  # the widest ink one digit may have (MNIST: 99% of digits are at most 1.43 H wide,
+#   95% at most 1.11 H; measured on the training digits' ink boxes)
+MIN_PIECE_WIDTH_FRACTION = 0.1  # the narrowest piece an ink cut may leave (a "1" written straight)
+SPLIT_WIDTH_FRACTION = 0.55  # runs of ink wider than this (vs H) get candidate cuts inside them
+CUT_STEP_FRACTION = 1 / 8  # candidate cuts every this much of H, plus the minima of the ink's column profile ...
+MINIMUM_CUT_STROKES = 2.5  # ... where it crosses at most this many stroke widths of ink
+CUT_INK_PENALTY = 0.1  # log-score cost of an ink cut, per stroke width of ink in the cut column
+CUT_PENALTY = 0.15  # log-score cost of any cut through ink (a digit seen as two needs clearly better pieces)
+GAP_SPAN_PENALTY = 3.0  # log-score cost of keeping a gap inside one digit, per H of gap width
 PIECE_MIN_HEIGHT_FRACTION = 0.4  # a piece must keep ink at least this tall (vs H) to be a digit
-FRAGMENT_AREA_FRACTION = 0.2  # in a cut piece, bits of a neighbour below this share of the main part are dropped
+FRAGMENT_AREA_FRACTION = 0.2  # bits a cut shaves off a neighbour, below this share of the piece's main part: dropped
 WORD_GAP_FRACTION = 1.2  # a gap wider than this (vs H) between digits' inks starts a new number: a space ...
 WORD_GAP_TIMES_MEDIAN = 2.5  # ... when it is also this many times the line's median gap (a "1" leaves wide gaps)
 DASH_ASPECT = 1.8  # a small mark this many times wider than tall is a dash
 COMMA_ASPECT = 1.5  # ... this many times taller than wide, low on the line, a comma; otherwise low: a dot
+THIN_LINE_MIN_LENGTH_FRACTION = 0.5  # straight runs of ink this long (vs the image's side) ...
+THIN_LINE_MAX_THICKNESS_PX = 4  # ... and thinner than this are left-overs of ruled, grid or margin lines
+SMALLEST_PROBABILITY = 1e-12  # floor before the log of a piece's confidence
+
 NO_DIGITS = "no digits found (the image looks blank, or its ink is too faint)"
 
 Box = tuple[int, int, int, int]  # x, y, width, height in the input image's pixels
@@ -161,16 +177,15 @@ def nearest_line(component: Component, lines: list[list[Component]]) -> int:
     return int(np.argmin([abs(centre - middle) for middle in middles]))
 
 
-def is_piece_of(small: Component, digit: Component, height: float) -> bool:
-    """A short component over or under a digit, overlapping it in x: a broken-off stroke of it."""
-    overlap = min(small.x + small.width, digit.x + digit.width) - max(small.x, digit.x)
-    return overlap >= PIECE_X_OVERLAP * small.width and digit.gap_to(small) <= PIECE_REACH_FRACTION * height
+def columns_overlap(a: Component, b: Component) -> int:
+    return max(0, min(a.x + a.width, b.x + b.width) - max(a.x, b.x))
 
 
-def is_broken_digit(first: Component, second: Component, height: float) -> bool:
-    """Two tall components stacked over one another within one digit's width (a 4 with an open top)."""
-    union_width = max(first.x + first.width, second.x + second.width) - min(first.x, second.x)
-    return first.x_overlap(second) >= STACKED_X_OVERLAP and union_width <= MAX_DIGIT_WIDTH_FRACTION * height
+def is_separator(mark: Component, others: list[Component], height: float, digit_area: float) -> bool:
+    """Short, little ink, and no other ink above or below it (a 5's hat has its body below it)."""
+    if mark.height >= SEPARATOR_HEIGHT_FRACTION * height or mark.area >= SEPARATOR_AREA_FRACTION * digit_area:
+        return False
+    return not any(o is not mark and columns_overlap(mark, o) > 0.5 * mark.width for o in others)
 
 
 def separator_kind(mark: Component, line_bottom: float, height: float) -> str:
@@ -182,30 +197,6 @@ def separator_kind(mark: Component, line_bottom: float, height: float) -> str:
     return "dot" if low else "mark"
 
 
-def merge_into_groups(
-    tall: list[Component], small: list[Component], height: float
-) -> tuple[list[list[Component]], list[Component]]:
-    """(digit groups, left-over small marks) of one line: small pieces join the digit they hang over or under,
-    stacked tall pieces join each other."""
-    groups = [[c] for c in sorted(tall, key=lambda c: c.x)]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(groups) - 1):
-            if is_broken_digit(bounding(groups[i]), bounding(groups[i + 1]), height):
-                groups[i] += groups.pop(i + 1)
-                merged = True
-                break
-    leftovers = []
-    for piece in small:
-        owners = [g for g in groups if is_piece_of(piece, bounding(g), height)]
-        if owners:
-            min(owners, key=lambda g: bounding(g).gap_to(piece)).append(piece)
-        else:
-            leftovers.append(piece)
-    return groups, leftovers
-
-
 def bounding(components: list[Component]) -> Component:
     x0, y0 = min(c.x for c in components), min(c.y for c in components)
     x1 = max(c.x + c.width for c in components)
@@ -213,27 +204,38 @@ def bounding(components: list[Component]) -> Component:
     return Component(-1, x0, y0, x1 - x0, y1 - y0, sum(c.area for c in components))
 
 
-def group_segment(group: list[Component], labels: np.ndarray) -> Segment:
-    box = bounding(group)
-    window = labels[box.y : box.y + box.height, box.x : box.x + box.width]
-    mask = np.where(np.isin(window, [c.label for c in group]), 255, 0).astype(np.uint8)
-    return Segment(box.x, box.y, mask)
+# ------------------------------------------------------------------------------------------- cutting a line
 
 
-# --------------------------------------------------------------------------------------------------- splitting
+@dataclass(frozen=True)
+class Cut:
+    column: int  # in the line's mask
+    cost: float  # log-score cost of cutting here (0 in a gap)
+    gap_width: int = 0  # > 0: the cut is in a gap between inks this wide
 
 
-def candidate_cuts(mask: np.ndarray, height: float) -> list[int]:
-    """Columns where a cut may go: a regular grid, and the local minima of the ink's column profile."""
-    width = mask.shape[1]
-    margin = max(1, round(MIN_PIECE_WIDTH_FRACTION * height))
-    step = max(1, round(CUT_STEP_FRACTION * height))
-    cuts = set(range(margin, width - margin + 1, step))
-    profile = np.count_nonzero(mask, axis=0)
-    for column in range(margin, width - margin):
-        if profile[column] <= profile[column - 1] and profile[column] <= profile[column + 1]:
-            cuts.add(column)
-    return sorted(cuts)
+def thin_straight_lines(ink: np.ndarray, vertical: bool) -> np.ndarray:
+    """Pixels of long, thin, straight vertical (or horizontal) runs of ink: what the photo pipeline's ruled-line
+    removal left of grid and margin lines. Where such a line crosses a stroke, the (thick) stroke is kept."""
+    side = ink.shape[0] if vertical else ink.shape[1]
+    length = max(3 * MIN_DIGIT_HEIGHT_PX, round(THIN_LINE_MIN_LENGTH_FRACTION * side))
+    along = np.ones((length, 1) if vertical else (1, length), np.uint8)
+    across = np.ones((1, THIN_LINE_MAX_THICKNESS_PX) if vertical else (THIN_LINE_MAX_THICKNESS_PX, 1), np.uint8)
+    runs = cv2.morphologyEx(ink, cv2.MORPH_OPEN, along)
+    thick = cv2.morphologyEx(ink, cv2.MORPH_OPEN, across)
+    return (runs > 0) & (thick == 0)
+
+
+def without_line_remnants(ink: np.ndarray) -> np.ndarray:
+    lines = thin_straight_lines(ink, vertical=True) | thin_straight_lines(ink, vertical=False)
+    return np.where(lines, 0, ink).astype(np.uint8)
+
+
+def ink_runs(profile: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of columns holding ink."""
+    inked = np.concatenate([[0], (profile > 0).astype(np.int8), [0]])
+    changes = np.flatnonzero(np.diff(inked))
+    return list(zip(changes[::2].tolist(), changes[1::2].tolist(), strict=True))
 
 
 def stroke_width(mask: np.ndarray) -> float:
@@ -243,75 +245,111 @@ def stroke_width(mask: np.ndarray) -> float:
     return max(1.0, 2.0 * np.count_nonzero(mask) / outline) if outline else 1.0
 
 
-def piece_mask(mask: np.ndarray, left: int, right: int) -> np.ndarray | None:
-    """The columns [left, right) of a group's mask, without the slivers of a neighbouring digit the cut took along;
-    None when what is left is too small to be a digit."""
-    piece = np.ascontiguousarray(mask[:, left:right])
-    if not piece.any():
-        return None
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(piece, connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = 1 + np.flatnonzero(areas >= FRAGMENT_AREA_FRACTION * areas.max())
-    return np.where(np.isin(labels, keep), 255, 0).astype(np.uint8)
-
-
-def best_split(segment: Segment, height: float, classify: Classifier) -> list[Segment]:
-    """The segment cut into the pieces the classifier likes best (perhaps one: no cut).
-
-    Score of a cutting = sum over pieces of log(confidence) - CUT_INK_PENALTY x (ink crossed / stroke width) per cut;
-    found by dynamic programming over the candidate cuts (pieces between MIN_PIECE_WIDTH_FRACTION and
-    MAX_DIGIT_WIDTH_FRACTION of H wide)."""
-    mask = segment.mask
-    nodes = [0, *candidate_cuts(mask, height), mask.shape[1]]
-    min_width = MIN_PIECE_WIDTH_FRACTION * height
-    max_width = max(MAX_DIGIT_WIDTH_FRACTION * height, min_width)
-    spans = [
-        (i, j)
-        for i in range(len(nodes))
-        for j in range(i + 1, len(nodes))
-        if min_width <= nodes[j] - nodes[i] <= max_width or (i == 0 and j == len(nodes) - 1)
-    ]
-    pieces, images, scored = {}, [], []
-    for i, j in spans:
-        piece = piece_mask(mask, nodes[i], nodes[j])
-        if piece is None or ink_height(piece) < PIECE_MIN_HEIGHT_FRACTION * height:
-            continue
-        pieces[i, j] = piece
-        images.append(mask_to_mnist(piece))
-        scored.append((i, j))
-    if not scored:
-        return [segment]
-    log_confidence = np.log(np.maximum(classify(np.stack(images)).max(axis=1), 1e-12))
-    piece_score = dict(zip(scored, log_confidence, strict=True))
-    stroke = stroke_width(mask)
+def candidate_cuts(mask: np.ndarray, height: float) -> list[Cut]:
+    """The line's ends, the middle of every gap between inks, and cuts inside wide runs of ink: on a regular grid
+    and at the minima of the column profile."""
     profile = np.count_nonzero(mask, axis=0)
-    cut_cost = [0.0] + [CUT_INK_PENALTY * profile[min(n, len(profile) - 1)] / stroke for n in nodes[1:-1]] + [0.0]
-    best = np.full(len(nodes), -np.inf)
-    previous = np.full(len(nodes), -1)
-    best[0] = 0.0
-    for j in range(1, len(nodes)):
-        for i in range(j):
-            if (i, j) in piece_score and best[i] > -np.inf:
-                score = best[i] + piece_score[i, j] - cut_cost[j]
-                if score > best[j]:
-                    best[j], previous[j] = score, i
-    if previous[-1] < 0:
-        return [segment]
-    cuts, j = [], len(nodes) - 1
-    while j > 0:
-        cuts.append((int(previous[j]), j))
-        j = int(previous[j])
-    return [piece_segment(segment, pieces[i, j], nodes[i]) for i, j in reversed(cuts)]
+    runs = ink_runs(profile)
+    stroke = stroke_width(mask)
+    cuts = [Cut(runs[0][0], 0.0), Cut(runs[-1][1], 0.0)]
+    for (_, end), (start, _) in zip(runs, runs[1:], strict=False):
+        cuts.append(Cut((end + start) // 2, 0.0, gap_width=start - end))
+    margin = max(1, round(MIN_PIECE_WIDTH_FRACTION * height))
+    step = max(1, round(CUT_STEP_FRACTION * height))
+    for start, end in runs:
+        if end - start <= SPLIT_WIDTH_FRACTION * height:
+            continue
+        inside = set(range(start + margin, end - margin + 1, step))
+        smooth = np.convolve(profile, np.ones(3) / 3, mode="same")
+        inside |= {
+            c
+            for c in range(start + margin, end - margin)
+            if smooth[c] <= min(smooth[c - 1], smooth[c + 1]) and profile[c] <= MINIMUM_CUT_STROKES * stroke
+        }
+        cuts += [Cut(c, CUT_PENALTY + CUT_INK_PENALTY * profile[c] / stroke) for c in inside]
+    return sorted(cuts, key=lambda cut: cut.column)
 
 
 def ink_height(mask: np.ndarray) -> int:
     rows = np.flatnonzero(mask.any(axis=1))
-    return int(rows[-1] - rows[0] + 1)
+    return int(rows[-1] - rows[0] + 1) if len(rows) else 0
 
 
-def piece_segment(segment: Segment, piece: np.ndarray, left: int) -> Segment:
-    rows, columns = np.flatnonzero(piece.any(axis=1)), np.flatnonzero(piece.any(axis=0))
-    return Segment(segment.x + left + int(columns[0]), segment.y + int(rows[0]), tight_crop(piece))
+def piece_mask(mask: np.ndarray, left: Cut, right: Cut) -> np.ndarray | None:
+    """The ink between two cuts, without the slivers an ink cut shaves off a neighbouring digit; None if empty."""
+    piece = np.ascontiguousarray(mask[:, left.column : right.column])
+    if not piece.any():
+        return None
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(piece, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    at_left = stats[1:, cv2.CC_STAT_LEFT] == 0
+    at_right = stats[1:, cv2.CC_STAT_LEFT] + stats[1:, cv2.CC_STAT_WIDTH] == piece.shape[1]
+    shaved = ((at_left & (left.gap_width == 0)) | (at_right & (right.gap_width == 0))) & (
+        areas < FRAGMENT_AREA_FRACTION * areas.max()
+    )
+    keep = 1 + np.flatnonzero(~shaved)
+    return np.where(np.isin(labels, keep), 255, 0).astype(np.uint8)
+
+
+def plausible_piece(piece: np.ndarray | None, height: float) -> bool:
+    if piece is None or not piece.any():
+        return False
+    columns = np.flatnonzero(piece.any(axis=0))
+    width = columns[-1] - columns[0] + 1
+    return ink_height(piece) >= PIECE_MIN_HEIGHT_FRACTION * height and width <= MAX_DIGIT_WIDTH_FRACTION * height
+
+
+def best_cutting(mask: np.ndarray, height: float, score: Classifier) -> list[tuple[int, np.ndarray]]:
+    """(left column, mask) of each digit of a line, by dynamic programming over the candidate cuts.
+
+    Score of a cutting = sum over its pieces of log(confidence) - the costs of its ink cuts - GAP_SPAN_PENALTY x the
+    width of the gaps kept inside pieces (in H)."""
+    cuts = candidate_cuts(mask, height)
+    gap_before = np.cumsum([0] + [cut.gap_width for cut in cuts])  # gap width of cuts[0..k-1]
+    pieces: dict[tuple[int, int], np.ndarray] = {}
+    for i, left in enumerate(cuts):
+        for j in range(i + 1, len(cuts)):
+            ink_span = cuts[j].column - left.column - (left.gap_width + cuts[j].gap_width) / 2
+            if ink_span > MAX_DIGIT_WIDTH_FRACTION * height:
+                break  # wider than a digit
+            piece = piece_mask(mask, left, cuts[j])
+            if plausible_piece(piece, height):
+                pieces[i, j] = piece
+    if not pieces:
+        return []
+    keys = list(pieces)
+    confidence = score(np.stack([mask_to_mnist(pieces[key]) for key in keys])).max(axis=1)
+    piece_score = dict(zip(keys, np.log(np.maximum(confidence, SMALLEST_PROBABILITY)), strict=True))
+    best = np.full(len(cuts), -np.inf)
+    previous = np.full(len(cuts), -1)
+    best[0] = 0.0
+    for j in range(1, len(cuts)):
+        for i in range(j):
+            if (i, j) not in piece_score or best[i] == -np.inf:
+                continue
+            kept_gaps = gap_before[j] - gap_before[i + 1]  # gaps strictly between cut i and cut j
+            value = best[i] + piece_score[i, j] - cuts[j].cost - GAP_SPAN_PENALTY * kept_gaps / height
+            if value > best[j]:
+                best[j], previous[j] = value, i
+    if previous[-1] < 0:
+        return []
+    chosen, j = [], len(cuts) - 1
+    while j > 0:
+        chosen.append((int(previous[j]), j))
+        j = int(previous[j])
+    return [(cuts[i].column, pieces[i, j]) for i, j in reversed(chosen)]
+
+
+def line_segments(line: list[Component], labels: np.ndarray, score: Classifier, height: float) -> list[Segment]:
+    """The digits of one line (its non-separator components), left to right."""
+    box = bounding(line)
+    window = labels[box.y : box.y + box.height, box.x : box.x + box.width]
+    mask = np.where(np.isin(window, [c.label for c in line]), 255, 0).astype(np.uint8)
+    segments = []
+    for left, piece in best_cutting(mask, height, score):
+        rows, columns = np.flatnonzero(piece.any(axis=1)), np.flatnonzero(piece.any(axis=0))
+        segments.append(Segment(box.x + left + int(columns[0]), box.y + int(rows[0]), tight_crop(piece)))
+    return segments
 
 
 # ----------------------------------------------------------------------------------------------------- reading
@@ -333,30 +371,32 @@ def line_text(segments: list[Segment], digits: list[int], height: float) -> str:
 
 
 def read_line(
-    tall: list[Component], small: list[Component], labels: np.ndarray, classify: Classifier
+    tall: list[Component], small: list[Component], labels: np.ndarray, score: Classifier
 ) -> tuple[list[Segment], list[Component], float]:
-    """One line's digit segments, left to right, its left-over small marks and its digit height."""
+    """One line's digit segments, left to right, its separators and its digit height."""
     height = median_digit_height(tall)
-    groups, leftovers = merge_into_groups(tall, small, height)
-    segments = []
-    for group in groups:
-        segment = group_segment(group, labels)
-        if segment.width > SPLIT_WIDTH_FRACTION * height:
-            segments.extend(best_split(segment, height, classify))
-        else:
-            segments.append(segment)
-    return sorted(segments, key=lambda s: s.x), leftovers, height
+    digit_area = float(np.median([c.area for c in tall]))
+    marks = tall + small
+    separators = [m for m in small if is_separator(m, marks, height, digit_area)]
+    members = tall + [m for m in small if m not in separators]
+    return line_segments(members, labels, score, height), separators, height
 
 
-def read_number(image, classify: Classifier, unsure_threshold: float, size: int = 28) -> NumberReading:
-    """Every digit in `image` (PIL image or array), in lines, left to right; `classify` scores MNIST-like digits."""
+def read_number(
+    image, classify: Classifier, unsure_threshold: float, size: int = 28, score: Classifier | None = None
+) -> NumberReading:
+    """Every digit in `image` (PIL image or array), in lines, left to right. `classify` reads the final digits;
+    `score` (default: `classify`) rates the candidate pieces of a line, of which there are many."""
+    score = score or classify
     array = image_to_array(image)
     ink = ink_stages(array)
     scale = array.shape[1] / ink.original.shape[1]  # working image -> input image
     if not ink.has_ink:
         return NumberReading(problem=NO_DIGITS)
-    labels, components = connected_components(ink.binary)
-    components = [c for c in components if c.height >= MIN_DIGIT_HEIGHT_PX or c.width >= MIN_DIGIT_HEIGHT_PX]
+    binary = without_line_remnants(ink.binary)
+    labels, components = connected_components(binary)
+    components = [c for c in components if max(c.height, c.width) >= MIN_DIGIT_HEIGHT_PX]
+    components = digit_candidates(components, binary.shape) if components else []
     if not components:
         return NumberReading(problem=NO_DIGITS)
     tallest = max(c.height for c in components)
@@ -369,7 +409,14 @@ def read_number(image, classify: Classifier, unsure_threshold: float, size: int 
         small_by_line[nearest_line(mark, lines)].append(mark)
     line_readings, separators = [], []
     for line, marks in zip(lines, small_by_line, strict=True):
-        segments, leftovers, height = read_line(line, marks, labels, classify)
+        segments, line_separators, height = read_line(line, marks, labels, score)
+        bottom = float(np.median([c.y + c.height for c in line]))
+        separators += [
+            Separator(separator_kind(m, bottom, height), to_input_box(m.x, m.y, m.width, m.height, scale))
+            for m in line_separators
+        ]
+        if not segments:
+            continue
         probabilities = classify(np.stack([mask_to_mnist(s.mask, size) for s in segments]))
         digits = [
             DigitReading(
@@ -381,9 +428,4 @@ def read_number(image, classify: Classifier, unsure_threshold: float, size: int 
             for s, p in zip(segments, probabilities, strict=True)
         ]
         line_readings.append(LineReading(line_text(segments, [d.digit for d in digits], height), digits))
-        bottom = float(np.median([c.y + c.height for c in line]))
-        separators += [
-            Separator(separator_kind(m, bottom, height), to_input_box(m.x, m.y, m.width, m.height, scale))
-            for m in leftovers
-        ]
-    return NumberReading(line_readings, separators)
+    return NumberReading(line_readings, separators, problem=None if line_readings else NO_DIGITS)

@@ -107,8 +107,10 @@ class Recognizer:
             array = np.clip(np.rint(array * scale), 0, 255).astype(np.uint8)
         return array
 
-    def logits(self, images: np.ndarray) -> torch.Tensor:
-        return average_over_views(self.raw_logits, to_model_inputs(images, self.normalization), self.views)
+    def logits(self, images: np.ndarray, views: list[tuple[float, float]] | None = None) -> torch.Tensor:
+        """Logits of uint8 images `(N, H, W)` through `views` (default: the model's test-time views)."""
+        views = self.views if views is None else views
+        return average_over_views(self.raw_logits, to_model_inputs(images, self.normalization), views)
 
     def raw_logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """The model's logits of model-ready inputs `(N, C, H, W)`, on the chosen backend."""
@@ -120,7 +122,14 @@ class Recognizer:
 
     def predict_proba(self, x) -> np.ndarray:
         """Calibrated class probabilities `(N, classes)`."""
-        return torch.softmax(self.logits(self.to_images(x)) / self.temperature, dim=1).numpy()
+        return self.calibrated_probabilities(self.to_images(x))
+
+    def calibrated_probabilities(self, images: np.ndarray, views: list | None = None) -> np.ndarray:
+        return torch.softmax(self.logits(images, views) / self.temperature, dim=1).numpy()
+
+    def quick_probabilities(self, images: np.ndarray) -> np.ndarray:
+        """One look per image, without the test-time views: for scoring many candidate pieces fast."""
+        return self.calibrated_probabilities(images, views=[])
 
     def read(self, x) -> NumberReading:
         """Every digit in a photo, scan or drawing of one or more numbers (path, PIL image or array), in lines of
@@ -129,7 +138,9 @@ class Recognizer:
             from digitrec.imagefiles import read_single_image
 
             x = read_single_image(x).image
-        return read_number(x, self.predict_proba, self.unsure_threshold, self.image_size)
+        return read_number(
+            x, self.calibrated_probabilities, self.unsure_threshold, self.image_size, score=self.quick_probabilities
+        )
 
     def predict(self, x) -> Prediction | list[Prediction]:
         """One Prediction for one image (array, path or PIL image); a list for a batch `(N, H, W)`."""

@@ -186,6 +186,27 @@ class PredictionResponse(BaseModel):
     input_28x28_png_base64: str = Field(description="the 28x28 image the model saw, as a base64 PNG")
 
 
+class DigitBox(BaseModel):
+    digit: int
+    confidence: float = Field(description="calibrated probability of `digit`")
+    box: list[int] = Field(description="x, y, width, height in the uploaded image's pixels")
+    unsure: bool
+
+
+class SeparatorBox(BaseModel):
+    kind: str = Field(description="dot, comma, dash or mark: never read as a digit")
+    box: list[int]
+
+
+class ReadResponse(BaseModel):
+    text: str = Field(description='the numbers read, one line of writing per line ("\\n"), left to right')
+    lines: list[str]
+    digits: list[DigitBox]
+    separators: list[SeparatorBox]
+    unsure: bool = Field(description="some digit is unsure, or nothing was read")
+    problem: str | None = Field(description="why nothing was read (e.g. a blank image)")
+
+
 class ModelInfo(BaseModel):
     name: str
     architecture: str
@@ -399,6 +420,38 @@ async def predict(request: Request) -> PredictionResponse:
             raise bad_input(str(exc)) from None
         prediction = await state.predictor.predict(images[0])
     return PredictionResponse(**prediction.to_json(), input_28x28_png_base64=png_base64(images[0]))
+
+
+READ_BODY_DOCS = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": PREDICT_BODY_DOCS["requestBody"]["content"]["multipart/form-data"],
+            "application/json": {"schema": ImageBase64Body.model_json_schema()},
+        },
+    }
+}
+
+
+def read_image(recognizer: Recognizer, source: bytes | np.ndarray):
+    """A request's image -> its reading; runs in a worker thread."""
+    if not isinstance(source, bytes):
+        raise DigitrecError('read needs an image: send a file or {"image_base64": ...}, not pixels')
+    return recognizer.read(open_image(source))
+
+
+@v1.post("/read", responses=ERROR_DOCS, openapi_extra=READ_BODY_DOCS)
+async def read(request: Request) -> ReadResponse:
+    """Every digit in a photo, scan or drawing of one or more numbers: the text, line by line, with each digit's
+    box and confidence. An image without digits gives empty text and a `problem`, not a guess."""
+    state = request.app.state
+    async with time_limit(state.settings.request_timeout_s):
+        source = await read_digit_input(request, state.settings.max_upload_bytes)
+        try:
+            reading = await asyncio.to_thread(read_image, state.recognizer, source)
+        except DigitrecError as exc:
+            raise bad_input(str(exc)) from None
+    return ReadResponse(**reading.to_json())
 
 
 @v1.get("/models")

@@ -1,0 +1,188 @@
+"""Reading whole numbers: segmentation, lines, touching and broken digits, separators, the CLI and the API.
+
+Every number here is made of real MNIST test digits, written dark on light paper at photo size.
+"""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from digitrec import Recognizer
+from digitrec.cli import main
+from digitrec.reading import NO_DIGITS
+from digitrec.strips import render_strip, strip_generator, true_digits_read
+
+PAPER = 245
+SCALE = 4  # MNIST's 28 px digits written 112 px tall
+SEED = 11
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer.load()
+
+
+def ink_columns(digit: np.ndarray) -> tuple[int, int]:
+    columns = np.flatnonzero(digit.max(axis=0) > 60)
+    return int(columns[0]), int(columns[-1])
+
+
+def number_image(digits: list[np.ndarray], ink_gaps: list[int], margin: int = 12) -> np.ndarray:
+    """MNIST digits side by side with the given gaps between their inks (negative: overlapping), as a photo-sized
+    gray image of dark ink on light paper."""
+    canvas = np.zeros((28 + 2 * margin, 28 * len(digits) + 2 * margin + max(0, sum(ink_gaps))), np.float32)
+    x, previous_end = margin, margin
+    for k, digit in enumerate(digits):
+        first, last = ink_columns(digit)
+        if k:
+            x = previous_end + ink_gaps[k - 1] - first
+        window = canvas[margin : margin + 28, x : x + 28]
+        window[:] = np.maximum(window, digit)
+        previous_end = x + last + 1
+    canvas = canvas[:, : previous_end + margin]
+    large = cv2.resize(canvas, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_CUBIC)
+    return np.clip(PAPER - large * (PAPER - 20) / 255, 0, 255).astype(np.uint8)
+
+
+def pick_digits(mnist_test, count: int, seed: int) -> tuple[list[np.ndarray], str]:
+    indices = np.random.default_rng(seed).choice(len(mnist_test.labels), count, replace=False)
+    return [mnist_test.images[i] for i in indices], "".join(str(mnist_test.labels[i]) for i in indices)
+
+
+def test_numbers_written_apart_are_read_left_to_right_with_boxes(mnist_test, recognizer):
+    right = 0
+    for seed in range(10):
+        digits, truth = pick_digits(mnist_test, 4, seed)
+        image = number_image(digits, ink_gaps=[6, 3, 8])
+        reading = recognizer.read(image)
+        right += reading.text == truth
+        xs = [digit.box[0] for digit in reading.digits]
+        assert xs == sorted(xs)
+        for digit in reading.digits:
+            x, y, width, height = digit.box
+            assert x >= 0 and y >= 0 and x + width <= image.shape[1] and y + height <= image.shape[0]
+            assert image[y : y + height, x : x + width].min() < 100, "each box holds ink"
+    assert right >= 9  # measured: 10 of 10
+
+
+def test_touching_digits_are_split(mnist_test, recognizer):
+    """Numbers whose neighbours all touch (digitrec.strips), on clean paper: the reader must cut them apart."""
+    right, digits_right, total = 0, 0, 0
+    for index in range(8):
+        rng = strip_generator(SEED, 3, 1.0, 0, index)
+        picks = rng.choice(len(mnist_test.labels), 3, replace=False)
+        strip = render_strip(mnist_test.images[picks], mnist_test.labels[picks], "clean", 1.0, rng)
+        assert all(strip.touching)
+        read = recognizer.read(strip.image).text.replace(" ", "")
+        right += read == strip.text
+        digits_right += sum(true_digits_read(read, strip.text))
+        total += len(strip.text)
+    assert right >= 5 and digits_right >= 0.85 * total  # measured: MEASURED
+
+
+def test_two_lines_are_read_top_to_bottom(mnist_test, recognizer):
+    top_digits, top = pick_digits(mnist_test, 3, 1)
+    bottom_digits, bottom = pick_digits(mnist_test, 4, 2)
+    first, second = number_image(top_digits, [5, 5]), number_image(bottom_digits, [5, 5, 5])
+    width = max(first.shape[1], second.shape[1])
+    page = np.full((first.shape[0] + second.shape[0] + 40, width), PAPER, np.uint8)
+    page[: first.shape[0], : first.shape[1]] = first
+    page[first.shape[0] + 40 :, : second.shape[1]] = second
+    reading = recognizer.read(page)
+    assert [line.text for line in reading.lines] == [top, bottom]
+    assert reading.text == f"{top}\n{bottom}"
+
+
+def test_a_digit_broken_in_two_is_read_once(mnist_test, recognizer):
+    seven = mnist_test.images[np.flatnonzero(mnist_test.labels == 7)[0]].copy()
+    rows = np.flatnonzero(seven.max(axis=1) > 60)
+    cut = (rows[0] + rows[-1]) // 2
+    seven[cut : cut + 2] = 0  # a pen lifted half way down the stroke
+    image = number_image([seven], [])
+    assert cv2.connectedComponents((image < 128).astype(np.uint8))[0] - 1 >= 2, "the 7 should be in pieces"
+    reading = recognizer.read(image)
+    assert reading.text == "7"
+
+
+def test_dots_and_dashes_are_separators_never_digits(mnist_test, recognizer):
+    digits, truth = pick_digits(mnist_test, 4, 3)
+    image = number_image(digits, [10, 40, 10])
+    gap_left = image.shape[1] // 2 - 6
+    height = image.shape[0]
+    dotted = image.copy()
+    cv2.circle(dotted, (gap_left, int(height * 0.78)), 5, 20, -1)  # a decimal point on the baseline
+    reading = recognizer.read(dotted)
+    assert reading.text.replace(" ", "") == truth
+    assert [s.kind for s in reading.separators] == ["dot"]
+    dashed = image.copy()
+    cv2.line(dashed, (gap_left - 12, height // 2), (gap_left + 12, height // 2), 20, 6)
+    reading = recognizer.read(dashed)
+    assert reading.text.replace(" ", "") == truth
+    assert [s.kind for s in reading.separators] == ["dash"]
+
+
+def test_a_blank_image_reads_as_empty_text_with_a_message(recognizer):
+    reading = recognizer.read(np.full((200, 300), PAPER, np.uint8))
+    assert reading.text == "" and reading.digits == [] and reading.problem == NO_DIGITS and reading.unsure
+
+
+def test_cli_json_annotate_and_bad_files(mnist_test, tmp_path, capsys):
+    digits, truth = pick_digits(mnist_test, 4, 4)
+    number = tmp_path / "number.png"
+    cv2.imwrite(str(number), number_image(digits, [6, 6, 6]))
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((100, 100), PAPER, np.uint8))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    annotate = tmp_path / "annotated"
+    code = main(["read", str(number), str(blank), str(broken), "--json", "--annotate", str(annotate)])
+    captured = capsys.readouterr()
+    assert code == 2, "an unreadable file makes the exit code 2; the others are still read"
+    rows = json.loads(captured.out)
+    assert [row["path"] for row in rows] == [str(number), str(blank), str(broken)]
+    assert rows[0]["text"] == truth and len(rows[0]["digits"]) == 4 and rows[0]["error"] is None
+    assert set(rows[0]["digits"][0]) == {"digit", "confidence", "box", "unsure"}
+    assert rows[1]["text"] == "" and rows[1]["problem"] == NO_DIGITS and rows[1]["error"] is None
+    assert rows[2]["text"] is None and rows[2]["error"].startswith(str(broken))
+    error_lines = [line for line in captured.err.splitlines() if "error" in line]
+    assert len(error_lines) == 1 and str(broken) in error_lines[0]
+    assert f"{blank}: {NO_DIGITS}" in captured.err
+    annotated = cv2.imread(str(annotate / "000-number.png"))
+    assert annotated.shape[:2] == cv2.imread(str(number)).shape[:2]
+    assert (np.abs(annotated[:, :, 1].astype(int) - annotated[:, :, 2]) > 80).any(), "green boxes were drawn"
+
+
+def test_cli_table_shows_the_text(mnist_test, tmp_path, capsys):
+    digits, truth = pick_digits(mnist_test, 2, 5)
+    number = tmp_path / "two.png"
+    cv2.imwrite(str(number), number_image(digits, [8]))
+    assert main(["read", str(number)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:2] == ["path", "text"] and table[1].split()[:2] == [str(number), truth]
+
+
+def test_http_read_gives_text_boxes_and_4xx_for_bad_input(mnist_test):
+    from fastapi.testclient import TestClient
+
+    from digitrec.server import create_app
+
+    digits, truth = pick_digits(mnist_test, 4, 6)
+    _, png = cv2.imencode(".png", number_image(digits, [6, 9, 6]))
+    _, blank = cv2.imencode(".png", np.full((80, 160), PAPER, np.uint8))
+    with TestClient(create_app("default")) as client:
+        answer = client.post("/v1/read", files={"file": ("number.png", png.tobytes(), "image/png")})
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["text"] == truth and body["lines"] == [truth] and len(body["digits"]) == 4
+        assert all(len(digit["box"]) == 4 for digit in body["digits"]) and body["problem"] is None
+        empty = client.post("/v1/read", files={"file": ("blank.png", blank.tobytes(), "image/png")}).json()
+        assert empty["text"] == "" and empty["digits"] == [] and empty["problem"] == NO_DIGITS
+        pixels = client.post("/v1/read", json={"pixels": mnist_test.images[0].tolist()})
+        assert pixels.status_code == 422 and "read needs an image" in pixels.json()["detail"]
+        damaged = client.post("/v1/read", files={"file": ("x.png", png.tobytes()[:200], "image/png")})
+        assert damaged.status_code == 422
+        assert client.post("/v1/read", content=b"123", headers={"content-type": "text/plain"}).status_code == 415
