@@ -37,6 +37,8 @@ SEPARATOR_AREA_FRACTION = 0.25  # ... with less ink than this (vs the median dig
 SPECK_AREA_FRACTION = 0.02  # less ink than this (vs the median tall component): noise, dropped
 MIN_DIGIT_HEIGHT_PX = 8  # in the working image: smaller marks are specks (as for single digits)
 LINE_OVERLAP_FRACTION = 0.5  # a component belongs to a line when this much of its height lies in the line's band
+STACKED_GAP_FRACTION = 0.25  # a "line" this close under another (vs the shorter) and under its columns is its rest
+BAND_HEIGHT_FRACTION = 0.75  # a line's H is at least this share of its band (digits jitter about the baseline)
 MAX_DIGIT_WIDTH_FRACTION = 1.3  # the widest ink one digit may have (MNIST: 99% of digits are at most 1.43 H wide,
 #   95% at most 1.11 H; measured on the training digits' ink boxes)
 MIN_PIECE_WIDTH_FRACTION = 0.1  # the narrowest piece an ink cut may leave (a "1" written straight)
@@ -169,6 +171,32 @@ def group_lines(tall: list[Component]) -> list[list[Component]]:
         else:
             lines.append([component])
     return sorted(lines, key=lambda line: min(c.y for c in line))
+
+
+def stacked(upper: list[Component], lower: list[Component]) -> bool:
+    """Is `lower` the rest of `upper`'s digits (a digit broken across its middle) rather than a line of its own:
+    close below it and under the same columns?"""
+    upper_box, lower_box = bounding(upper), bounding(lower)
+    gap = lower_box.y - (upper_box.y + upper_box.height)
+    shorter = min(upper_box.height, lower_box.height)
+    return gap < STACKED_GAP_FRACTION * shorter and columns_overlap(upper_box, lower_box) > 0
+
+
+def merge_stacked_lines(lines: list[list[Component]]) -> list[list[Component]]:
+    merged = [lines[0]] if lines else []
+    for line in lines[1:]:
+        if stacked(merged[-1], line):
+            merged[-1] = merged[-1] + line
+        else:
+            merged.append(line)
+    return merged
+
+
+def line_height(line: list[Component]) -> float:
+    """H: the median height of the line's tall components, or most of its whole band when its digits are broken
+    across their middles (then each piece is short)."""
+    band = bounding(line).height
+    return max(median_digit_height(line), BAND_HEIGHT_FRACTION * band)
 
 
 def nearest_line(component: Component, lines: list[list[Component]]) -> int:
@@ -374,7 +402,7 @@ def read_line(
     tall: list[Component], small: list[Component], labels: np.ndarray, score: Classifier
 ) -> tuple[list[Segment], list[Component], float]:
     """One line's digit segments, left to right, its separators and its digit height."""
-    height = median_digit_height(tall)
+    height = line_height(tall)
     digit_area = float(np.median([c.area for c in tall]))
     marks = tall + small
     separators = [m for m in small if is_separator(m, marks, height, digit_area)]
@@ -403,7 +431,7 @@ def read_number(
     tall = [c for c in components if c.height >= TALL_FRACTION * tallest]
     typical_area = float(np.median([c.area for c in tall]))
     small = [c for c in components if c not in tall and c.area >= SPECK_AREA_FRACTION * typical_area]
-    lines = group_lines(tall)
+    lines = merge_stacked_lines(group_lines(tall))
     small_by_line: list[list[Component]] = [[] for _ in lines]
     for mark in small:
         small_by_line[nearest_line(mark, lines)].append(mark)
