@@ -14,7 +14,7 @@ import pytest
 from digitrec import Recognizer
 from digitrec.cli import main
 from digitrec.reading import NO_DIGITS
-from digitrec.strips import render_strip, strip_generator, true_digits_read
+from digitrec.strips import render_strip, strip_generator
 
 PAPER = 245
 SCALE = 4  # MNIST's 28 px digits written 112 px tall
