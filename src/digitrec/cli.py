@@ -324,6 +324,25 @@ def command_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_image_input_options(parser: argparse.ArgumentParser) -> None:
+    """The options `predict` and `read` share: the images, the model and how it runs."""
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (searched recursively) or globs")
+    parser.add_argument("--model", default="default", help="a shipped model's name or a checkpoint")
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    add_tta_option(parser)
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+
+
+def report_file_rows(results) -> int:
+    """Each row's notes and error on stderr, one line each; exit code 2 when some file failed, else 0."""
+    for result in results:
+        for note in result.notes:
+            print(f"digitrec: note: {result.name}: {note}", file=sys.stderr)
+        if result.error:
+            print(f"digitrec: error: {result.error}", file=sys.stderr)
+    return EXIT_BAD_INPUT if any(result.error for result in results) else 0
+
+
 def add_predict_parser(commands) -> None:
     parser = commands.add_parser(
         "predict",
@@ -332,15 +351,11 @@ def add_predict_parser(commands) -> None:
         "cleaned up first: lighting, colours, ruled lines, crop and centring as in MNIST. A file that fails gets "
         "a one-line error and the others go on; the exit code is then 2.",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (searched recursively) or globs")
-    parser.add_argument("--model", default="default", help="a shipped model's name or a checkpoint")
-    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
-    add_tta_option(parser)
+    add_image_input_options(parser)
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
     output.add_argument("--csv", action="store_true", help="print CSV with a header row")
     parser.add_argument("--debug-dir", type=Path, help="write one PNG strip of the pipeline's stages per image here")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
 
 
 PREDICT_FIELDS = ["path", "page", "digit", "confidence", "unsure", "error", "note"]
@@ -375,12 +390,7 @@ def command_predict(args: argparse.Namespace) -> int:
         writer.writerows(result.to_json() for result in results)
     else:
         print(format_predictions_table(results))
-    for result in results:
-        if result.note:
-            print(f"digitrec: note: {result.name}: {result.note}", file=sys.stderr)
-        if result.error:
-            print(f"digitrec: error: {result.error}", file=sys.stderr)
-    return EXIT_BAD_INPUT if any(result.error for result in results) else 0
+    return report_file_rows(results)
 
 
 def add_read_parser(commands) -> None:
@@ -393,13 +403,9 @@ def add_read_parser(commands) -> None:
         "a one-line error and the others go on; the exit code is then 2. An image without digits reads as empty "
         "text, with a note.",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (searched recursively) or globs")
-    parser.add_argument("--model", default="default", help="a shipped model's name or a checkpoint")
-    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
-    add_tta_option(parser)
+    add_image_input_options(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
     parser.add_argument("--annotate", type=Path, metavar="DIR", help="write each image with its digits boxed here")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
 
 
 def format_readings_table(results) -> str:
@@ -428,14 +434,7 @@ def command_read(args: argparse.Namespace) -> int:
         print(json.dumps([result.to_json() for result in results]))
     else:
         print(format_readings_table(results))
-    for result in results:
-        if result.note:
-            print(f"digitrec: note: {result.name}: {result.note}", file=sys.stderr)
-        if result.reading is not None and result.reading.problem:
-            print(f"digitrec: note: {result.name}: {result.reading.problem}", file=sys.stderr)
-        if result.error:
-            print(f"digitrec: error: {result.error}", file=sys.stderr)
-    return EXIT_BAD_INPUT if any(result.error for result in results) else 0
+    return report_file_rows(results)
 
 
 def command_serve(args: argparse.Namespace) -> int:

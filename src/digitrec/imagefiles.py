@@ -40,7 +40,12 @@ class SourceImage:
 
     @property
     def name(self) -> str:
-        return f"{self.path}#page={self.page}" if self.page is not None else str(self.path)
+        return source_name(self.path, self.page)
+
+
+def source_name(path: str | Path, page: int | None) -> str:
+    """How an image is named in messages: its path, with `#page=N` for a PDF page."""
+    return f"{path}#page={page}" if page is not None else str(path)
 
 
 def expand_inputs(arguments: list[str]) -> list[Path]:

@@ -9,8 +9,9 @@ several, gets a row with its one-line error, and the batch goes on. The images g
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -18,7 +19,7 @@ import numpy as np
 
 from digitrec.errors import DigitrecError
 from digitrec.fileio import write_bytes_atomic
-from digitrec.imagefiles import SourceImage, expand_inputs, read_images
+from digitrec.imagefiles import SourceImage, expand_inputs, read_images, source_name
 from digitrec.preprocess import debug_strip_png, image_to_array, photo_stages
 from digitrec.reading import NumberReading
 
@@ -37,7 +38,11 @@ class FileResult:
 
     @property
     def name(self) -> str:
-        return f"{self.path}#page={self.page}" if self.page is not None else self.path
+        return source_name(self.path, self.page)
+
+    @property
+    def notes(self) -> list[str]:
+        return [self.note] if self.note else []
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -65,28 +70,31 @@ def predict_source(recognizer, source: SourceImage, debug_path: Path | None = No
     return FileResult(**where, digit=prediction.digit, confidence=prediction.confidence, unsure=prediction.unsure)
 
 
-def sources_of(arguments: list[str]) -> Iterator[tuple[int, Path, SourceImage | DigitrecError]]:
-    """(input index, path, decoded image or why it could not be read) for every image and PDF page, in order."""
+def rows_for_files(
+    arguments: list[str],
+    out_dir: Path | None,
+    row_for_source: Callable[[SourceImage, Path | None], object],
+    error_row: Callable[..., object],
+) -> list:
+    """Files, folders (searched recursively) and glob patterns -> one row per image or PDF page, in order.
+
+    `row_for_source(image, output file or None)` makes a decoded image's row (the output file, in `out_dir`, is
+    where a debug strip or annotated image goes); a file that cannot be read gets `error_row(path=, error=)`."""
+    rows = []
     for index, path in enumerate(expand_inputs(arguments)):
         try:
             sources = read_images(path)
         except DigitrecError as exc:
-            yield index, path, exc
+            rows.append(error_row(path=str(path), error=str(exc)))
             continue
         for source in sources:
-            yield index, path, source
+            rows.append(row_for_source(source, output_path(out_dir, index, source) if out_dir is not None else None))
+    return rows
 
 
 def predict_files(recognizer, arguments: list[str], debug_dir: Path | None = None) -> list[FileResult]:
-    """Files, folders (searched recursively) and glob patterns -> one row per image or PDF page, in order."""
-    results = []
-    for index, path, source in sources_of(arguments):
-        if isinstance(source, DigitrecError):
-            results.append(FileResult(path=str(path), error=str(source)))
-            continue
-        debug_path = output_path(debug_dir, index, source) if debug_dir is not None else None
-        results.append(predict_source(recognizer, source, debug_path))
-    return results
+    """One digit per image or PDF page; with `debug_dir`, a strip of the pipeline's stages per image there."""
+    return rows_for_files(arguments, debug_dir, partial(predict_source, recognizer), FileResult)
 
 
 # ------------------------------------------------------------------------------------------- whole numbers
@@ -106,7 +114,13 @@ class FileReading:
 
     @property
     def name(self) -> str:
-        return f"{self.path}#page={self.page}" if self.page is not None else self.path
+        return source_name(self.path, self.page)
+
+    @property
+    def notes(self) -> list[str]:
+        """What the user should know besides an error: the file's note, and why nothing was read."""
+        problem = self.reading.problem if self.reading is not None else None
+        return [text for text in (self.note, problem) if text]
 
     def to_json(self) -> dict:
         where = {"path": self.path, "page": self.page}
@@ -151,12 +165,5 @@ def read_source(recognizer, source: SourceImage, annotate_path: Path | None = No
 
 
 def read_files(recognizer, arguments: list[str], annotate_dir: Path | None = None) -> list[FileReading]:
-    """Files, folders and globs -> one reading per image or PDF page, in order; errors are rows, not exceptions."""
-    results = []
-    for index, path, source in sources_of(arguments):
-        if isinstance(source, DigitrecError):
-            results.append(FileReading(path=str(path), error=str(source)))
-            continue
-        annotate_path = output_path(annotate_dir, index, source) if annotate_dir is not None else None
-        results.append(read_source(recognizer, source, annotate_path))
-    return results
+    """Whole numbers in each image or PDF page; with `annotate_dir`, each image with its digits boxed there."""
+    return rows_for_files(arguments, annotate_dir, partial(read_source, recognizer), FileReading)

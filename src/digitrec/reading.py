@@ -27,6 +27,7 @@ from digitrec.preprocess import (
     image_to_array,
     ink_stages,
     mask_to_mnist,
+    stroke_width_px,
     tight_crop,
 )
 
@@ -266,19 +267,12 @@ def ink_runs(profile: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(changes[::2].tolist(), changes[1::2].tolist(), strict=True))
 
 
-def stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width of the ink (2 x area / outline), at least one pixel."""
-    contours, _ = cv2.findContours((mask > 0).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-    outline = sum(cv2.arcLength(contour, closed=True) for contour in contours)
-    return max(1.0, 2.0 * np.count_nonzero(mask) / outline) if outline else 1.0
-
-
 def candidate_cuts(mask: np.ndarray, height: float) -> list[Cut]:
     """The line's ends, the middle of every gap between inks, and cuts inside wide runs of ink: on a regular grid
     and at the minima of the column profile."""
     profile = np.count_nonzero(mask, axis=0)
     runs = ink_runs(profile)
-    stroke = stroke_width(mask)
+    stroke = max(1.0, stroke_width_px(mask))  # at least a pixel: the costs divide by it
     cuts = [Cut(runs[0][0], 0.0), Cut(runs[-1][1], 0.0)]
     for (_, end), (start, _) in zip(runs, runs[1:], strict=False):
         cuts.append(Cut((end + start) // 2, 0.0, gap_width=start - end))

@@ -346,6 +346,14 @@ def model_images(recognizer: Recognizer, source: bytes | np.ndarray) -> np.ndarr
     return recognizer.to_images(source)
 
 
+async def in_worker_thread(function, *args):
+    """Blocking work (decoding, the model) off the event loop; bad input found there becomes a 422."""
+    try:
+        return await asyncio.to_thread(function, *args)
+    except DigitrecError as exc:
+        raise bad_input(str(exc)) from None
+
+
 def png_base64(image: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
@@ -414,10 +422,7 @@ async def predict(request: Request) -> PredictionResponse:
     state = request.app.state
     async with time_limit(state.settings.request_timeout_s):
         source = await read_digit_input(request, state.settings.max_upload_bytes)
-        try:
-            images = await asyncio.to_thread(model_images, state.recognizer, source)
-        except DigitrecError as exc:
-            raise bad_input(str(exc)) from None
+        images = await in_worker_thread(model_images, state.recognizer, source)
         prediction = await state.predictor.predict(images[0])
     return PredictionResponse(**prediction.to_json(), input_28x28_png_base64=png_base64(images[0]))
 
@@ -447,10 +452,7 @@ async def read(request: Request) -> ReadResponse:
     state = request.app.state
     async with time_limit(state.settings.request_timeout_s):
         source = await read_digit_input(request, state.settings.max_upload_bytes)
-        try:
-            reading = await asyncio.to_thread(read_image, state.recognizer, source)
-        except DigitrecError as exc:
-            raise bad_input(str(exc)) from None
+        reading = await in_worker_thread(read_image, state.recognizer, source)
     return ReadResponse(**reading.to_json())
 
 
