@@ -321,27 +321,62 @@ def plausible_piece(piece: np.ndarray | None, height: float) -> bool:
     return ink_height(piece) >= PIECE_MIN_HEIGHT_FRACTION * height and width <= MAX_DIGIT_WIDTH_FRACTION * height
 
 
-def best_cutting(mask: np.ndarray, height: float, score: Classifier) -> list[tuple[int, np.ndarray]]:
-    """(left column, mask) of each digit of a line, by dynamic programming over the candidate cuts.
+@dataclass
+class LineInk:
+    """One line of writing: its digit ink (separators left out) over its box in the working image."""
 
-    Score of a cutting = sum over its pieces of log(confidence) - the costs of its ink cuts - GAP_SPAN_PENALTY x the
-    width of the gaps kept inside pieces (in H)."""
-    cuts = candidate_cuts(mask, height)
-    gap_before = np.cumsum([0] + [cut.gap_width for cut in cuts])  # gap width of cuts[0..k-1]
+    mask: np.ndarray  # uint8 0/255, (box height, box width)
+    x: int
+    y: int
+    height: float  # H, the line's digit height
+    bottom: float  # the line's baseline: the median bottom of its tall components, in the working image
+
+
+@dataclass
+class Candidates:
+    """The candidate cuts of a line and every plausible piece between two of them."""
+
+    cuts: list[Cut]
+    pieces: dict[tuple[int, int], np.ndarray]  # (i, j): the ink between cuts[i] and cuts[j], over the line's rows
+
+
+# Rates the candidate pieces of a line: the log-score of each piece being one whole digit, in `pieces` order.
+PieceScorer = Callable[[LineInk, Candidates], np.ndarray]
+
+
+def candidate_pieces(line: LineInk) -> Candidates:
+    """Every stretch between two candidate cuts that could hold one digit: not wider than a digit, tall enough."""
+    cuts = candidate_cuts(line.mask, line.height)
     pieces: dict[tuple[int, int], np.ndarray] = {}
     for i, left in enumerate(cuts):
         for j in range(i + 1, len(cuts)):
             ink_span = cuts[j].column - left.column - (left.gap_width + cuts[j].gap_width) / 2
-            if ink_span > MAX_DIGIT_WIDTH_FRACTION * height:
+            if ink_span > MAX_DIGIT_WIDTH_FRACTION * line.height:
                 break  # wider than a digit
-            piece = piece_mask(mask, left, cuts[j])
-            if plausible_piece(piece, height):
+            piece = piece_mask(line.mask, left, cuts[j])
+            if plausible_piece(piece, line.height):
                 pieces[i, j] = piece
-    if not pieces:
-        return []
-    keys = list(pieces)
-    confidence = score(np.stack([mask_to_mnist(pieces[key]) for key in keys])).max(axis=1)
-    piece_score = dict(zip(keys, np.log(np.maximum(confidence, SMALLEST_PROBABILITY)), strict=True))
+    return Candidates(cuts, pieces)
+
+
+def confidence_scorer(score: Classifier) -> PieceScorer:
+    """Pieces rated by a digit classifier's confidence in them (the log of its top probability)."""
+
+    def rate(line: LineInk, candidates: Candidates) -> np.ndarray:
+        confidence = score(np.stack([mask_to_mnist(piece) for piece in candidates.pieces.values()])).max(axis=1)
+        return np.log(np.maximum(confidence, SMALLEST_PROBABILITY))
+
+    return rate
+
+
+def best_cutting(candidates: Candidates, piece_scores: np.ndarray, height: float) -> list[tuple[int, int]]:
+    """The (i, j) cut pairs of the best cutting of a line into digits, left to right, by dynamic programming.
+
+    Score of a cutting = sum over its pieces of their scores - the costs of its ink cuts - GAP_SPAN_PENALTY x the
+    width of the gaps kept inside pieces (in H)."""
+    cuts = candidates.cuts
+    piece_score = dict(zip(candidates.pieces, piece_scores, strict=True))
+    gap_before = np.cumsum([0] + [cut.gap_width for cut in cuts])  # gap width of cuts[0..k-1]
     best = np.full(len(cuts), -np.inf)
     previous = np.full(len(cuts), -1)
     best[0] = 0.0
@@ -359,19 +394,71 @@ def best_cutting(mask: np.ndarray, height: float, score: Classifier) -> list[tup
     while j > 0:
         chosen.append((int(previous[j]), j))
         j = int(previous[j])
-    return [(cuts[i].column, pieces[i, j]) for i, j in reversed(chosen)]
+    return list(reversed(chosen))
 
 
-def line_segments(line: list[Component], labels: np.ndarray, score: Classifier, height: float) -> list[Segment]:
-    """The digits of one line (its non-separator components), left to right."""
-    box = bounding(line)
-    window = labels[box.y : box.y + box.height, box.x : box.x + box.width]
-    mask = np.where(np.isin(window, [c.label for c in line]), 255, 0).astype(np.uint8)
+def line_segments(line: LineInk, score_pieces: PieceScorer) -> list[Segment]:
+    """The digits of one line, left to right."""
+    candidates = candidate_pieces(line)
+    if not candidates.pieces:
+        return []
     segments = []
-    for left, piece in best_cutting(mask, height, score):
+    for i, j in best_cutting(candidates, score_pieces(line, candidates), line.height):
+        piece, left = candidates.pieces[i, j], candidates.cuts[i].column
         rows, columns = np.flatnonzero(piece.any(axis=1)), np.flatnonzero(piece.any(axis=0))
-        segments.append(Segment(box.x + left + int(columns[0]), box.y + int(rows[0]), tight_crop(piece)))
+        segments.append(Segment(line.x + left + int(columns[0]), line.y + int(rows[0]), tight_crop(piece)))
     return segments
+
+
+# --------------------------------------------------------------------------------------------- finding lines
+
+
+def split_line(tall: list[Component], small: list[Component], labels: np.ndarray) -> tuple[LineInk, list[Component]]:
+    """One line's digit ink (its tall components and the small marks that are not separators) and its separators."""
+    height = line_height(tall)
+    digit_area = float(np.median([c.area for c in tall]))
+    marks = tall + small
+    separators = [m for m in small if is_separator(m, marks, height, digit_area)]
+    members = tall + [m for m in small if m not in separators]
+    box = bounding(members)
+    window = labels[box.y : box.y + box.height, box.x : box.x + box.width]
+    mask = np.where(np.isin(window, [c.label for c in members]), 255, 0).astype(np.uint8)
+    bottom = float(np.median([c.y + c.height for c in tall]))
+    return LineInk(mask, box.x, box.y, height, bottom), separators
+
+
+@dataclass
+class InkLines:
+    """An image's ink sorted into lines of writing."""
+
+    lines: list[tuple[LineInk, list[Component]]]  # each line's digit ink and its separators, top to bottom
+    shape: tuple[int, int]  # the working image's (height, width)
+    scale: float  # working image -> input image
+
+
+def lines_of_ink(image) -> InkLines | None:
+    """The photo pipeline's ink of `image` (PIL image or array), sorted into lines; None where there is no ink."""
+    array = image_to_array(image)
+    ink = ink_stages(array)
+    if not ink.has_ink:
+        return None
+    binary = without_line_remnants(ink.binary)
+    labels, components = connected_components(binary)
+    components = [c for c in components if max(c.height, c.width) >= MIN_DIGIT_HEIGHT_PX]
+    components = digit_candidates(components, binary.shape) if components else []
+    if not components:
+        return None
+    tallest = max(c.height for c in components)
+    tall = [c for c in components if c.height >= TALL_FRACTION * tallest]
+    typical_area = float(np.median([c.area for c in tall]))
+    small = [c for c in components if c not in tall and c.area >= SPECK_AREA_FRACTION * typical_area]
+    lines = merge_stacked_lines(group_lines(tall))
+    small_by_line: list[list[Component]] = [[] for _ in lines]
+    for mark in small:
+        small_by_line[nearest_line(mark, lines)].append(mark)
+    split = [split_line(line, marks, labels) for line, marks in zip(lines, small_by_line, strict=True)]
+    scale = array.shape[1] / ink.original.shape[1]  # working image -> input image
+    return InkLines(split, binary.shape, scale)
 
 
 # ----------------------------------------------------------------------------------------------------- reading
@@ -392,51 +479,25 @@ def line_text(segments: list[Segment], digits: list[int], height: float) -> str:
     return text
 
 
-def read_line(
-    tall: list[Component], small: list[Component], labels: np.ndarray, score: Classifier
-) -> tuple[list[Segment], list[Component], float]:
-    """One line's digit segments, left to right, its separators and its digit height."""
-    height = line_height(tall)
-    digit_area = float(np.median([c.area for c in tall]))
-    marks = tall + small
-    separators = [m for m in small if is_separator(m, marks, height, digit_area)]
-    members = tall + [m for m in small if m not in separators]
-    return line_segments(members, labels, score, height), separators, height
-
-
 def read_number(
-    image, classify: Classifier, unsure_threshold: float, size: int = 28, score: Classifier | None = None
+    image, classify: Classifier, unsure_threshold: float, size: int = 28, score_pieces: PieceScorer | None = None
 ) -> NumberReading:
     """Every digit in `image` (PIL image or array), in lines, left to right. `classify` reads the final digits;
-    `score` (default: `classify`) rates the candidate pieces of a line, of which there are many."""
-    score = score or classify
-    array = image_to_array(image)
-    ink = ink_stages(array)
-    scale = array.shape[1] / ink.original.shape[1]  # working image -> input image
-    if not ink.has_ink:
+    `score_pieces` (default: `classify`'s confidence) rates the candidate pieces of a line, of which there are many.
+    """
+    score_pieces = score_pieces or confidence_scorer(classify)
+    found = lines_of_ink(image)
+    if found is None:
         return NumberReading(problem=NO_DIGITS)
-    binary = without_line_remnants(ink.binary)
-    labels, components = connected_components(binary)
-    components = [c for c in components if max(c.height, c.width) >= MIN_DIGIT_HEIGHT_PX]
-    components = digit_candidates(components, binary.shape) if components else []
-    if not components:
-        return NumberReading(problem=NO_DIGITS)
-    tallest = max(c.height for c in components)
-    tall = [c for c in components if c.height >= TALL_FRACTION * tallest]
-    typical_area = float(np.median([c.area for c in tall]))
-    small = [c for c in components if c not in tall and c.area >= SPECK_AREA_FRACTION * typical_area]
-    lines = merge_stacked_lines(group_lines(tall))
-    small_by_line: list[list[Component]] = [[] for _ in lines]
-    for mark in small:
-        small_by_line[nearest_line(mark, lines)].append(mark)
     line_readings, separators = [], []
-    for line, marks in zip(lines, small_by_line, strict=True):
-        segments, line_separators, height = read_line(line, marks, labels, score)
-        bottom = float(np.median([c.y + c.height for c in line]))
+    for line, line_separators in found.lines:
         separators += [
-            Separator(separator_kind(m, bottom, height), to_input_box(m.x, m.y, m.width, m.height, scale))
+            Separator(
+                separator_kind(m, line.bottom, line.height), to_input_box(m.x, m.y, m.width, m.height, found.scale)
+            )
             for m in line_separators
         ]
+        segments = line_segments(line, score_pieces)
         if not segments:
             continue
         probabilities = classify(np.stack([mask_to_mnist(s.mask, size) for s in segments]))
@@ -444,10 +505,10 @@ def read_number(
             DigitReading(
                 int(p.argmax()),
                 float(p.max()),
-                to_input_box(s.x, s.y, s.width, s.height, scale),
+                to_input_box(s.x, s.y, s.width, s.height, found.scale),
                 bool(p.max() < unsure_threshold),
             )  # fmt: skip
             for s, p in zip(segments, probabilities, strict=True)
         ]
-        line_readings.append(LineReading(line_text(segments, [d.digit for d in digits], height), digits))
+        line_readings.append(LineReading(line_text(segments, [d.digit for d in digits], line.height), digits))
     return NumberReading(line_readings, separators, problem=None if line_readings else NO_DIGITS)

@@ -18,7 +18,7 @@ from digitrec import checkpoint
 from digitrec.errors import DigitrecError
 from digitrec.evaluate import average_over_views, predict_logits, test_time_views
 from digitrec.preprocess import photo_file_to_mnist, photo_to_mnist, to_model_inputs
-from digitrec.reading import NumberReading, read_number
+from digitrec.reading import NumberReading, confidence_scorer, read_number
 
 DEFAULT_UNSURE_THRESHOLD = 0.5  # used when a checkpoint carries no calibrated threshold
 BACKENDS = ("torch", "onnx")
@@ -139,7 +139,11 @@ class Recognizer:
 
             x = read_single_image(x).image
         return read_number(
-            x, self.calibrated_probabilities, self.unsure_threshold, self.image_size, score=self.quick_probabilities
+            x,
+            self.calibrated_probabilities,
+            self.unsure_threshold,
+            self.image_size,
+            score_pieces=confidence_scorer(self.quick_probabilities),
         )
 
     def predict(self, x) -> Prediction | list[Prediction]:
