@@ -49,6 +49,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--model", default="default", help="a shipped model's name, a checkpoint or a run folder")
     parser.add_argument("--per-cell", type=int, default=200, help="strips per (length, touching) cell (default 200)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pieces", default="piece-scorer", help="piece model: shipped (default), a checkpoint, 'none'")
     parser.add_argument("--split", choices=["test", "train"], default="test", help="test digits, or tuning digits")
     parser.add_argument("--lengths", default="2,4,6,10", help="digits per number, comma-separated (default 2,4,6,10)")
     parser.add_argument("--touching", default="0,0.3", help="share of neighbours that touch, comma-separated")
@@ -80,8 +81,9 @@ def table_markdown(report: dict) -> str:
     lines = [
         "# Photographed numbers: how well the reader reads strips of MNIST digits",
         "",
-        f"Model: `{report['model']}`. Digits: MNIST {report['split']} split. {report['per_cell']} strips per cell "
-        f"(seed {report['seed']}), the photo conditions taking turns: {', '.join(report['conditions'])}.",
+        f"Model: `{report['model']}`, piece model `{report.get('pieces', 'none')}`. Digits: MNIST {report['split']} "
+        f"split. {report['per_cell']} strips per cell (seed {report['seed']}), the photo conditions taking turns: "
+        f"{', '.join(report['conditions'])}.",
         "",
         f"Command: `{report['command']}` ({report['seconds']:.0f} s)",
         "",
@@ -172,7 +174,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         return 0
     lengths = comma_separated(args.lengths, int, "--lengths")
     touching_fractions = comma_separated(args.touching, float, "--touching")
-    recognizer = Recognizer.load(args.model)
+    recognizer = Recognizer.load(args.model, pieces=None if args.pieces == "none" else args.pieces)
 
     def read_text(image: np.ndarray) -> str:
         return recognizer.read(image).text
@@ -191,6 +193,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     )
     report |= {
         "model": str(args.model),
+        "pieces": args.pieces,
         "split": args.split,
         "command": "python -m benchmarks.read " + shlex.join(argv),
         "seconds": time.perf_counter() - started,

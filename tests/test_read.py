@@ -69,9 +69,9 @@ def test_numbers_written_apart_are_read_left_to_right_with_boxes(mnist_test, rec
     assert right >= 9  # measured: 10 of 10
 
 
-def test_touching_pairs_are_often_split_and_never_over_read(mnist_test, recognizer):
-    """Pairs of digits whose inks touch (digitrec.strips), on clean paper. The splitter is far from perfect here
-    (a touching "44" still reads as one 4, see results/read/): this pins what it does today."""
+def test_touching_pairs_are_split_and_never_over_read(mnist_test, recognizer):
+    """Pairs of digits whose inks touch (digitrec.strips), on clean paper, cut where the piece model says both
+    pieces are whole digits."""
     right = 0
     for index in range(12):
         rng = strip_generator(SEED, 2, 1.0, 0, index)
@@ -81,7 +81,7 @@ def test_touching_pairs_are_often_split_and_never_over_read(mnist_test, recogniz
         read = recognizer.read(strip.image).text.replace(" ", "")
         assert 1 <= len(read) <= 2, "a touching pair is read as one or two digits, never more"
         right += read == strip.text
-    assert right >= 5  # measured: 6 of 12
+    assert right >= 10  # measured: 11 of 12 (5 of 12 with the classifier's confidence alone, Recognizer(pieces=None))
 
 
 def test_two_lines_are_read_top_to_bottom(mnist_test, recognizer):

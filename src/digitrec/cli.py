@@ -81,6 +81,28 @@ def seed_list(text: str) -> list[int]:
     return list(range(values[0])) if len(values) == 1 and "," not in text else values
 
 
+def add_piece_model_parser(commands) -> None:
+    from digitrec.pieces import PieceTrainConfig
+
+    defaults = PieceTrainConfig()
+    parser = commands.add_parser(
+        "piece-model",
+        help="train the reader's piece model (is a cut piece of a line one whole digit?)",
+        description="Cuts photo-like strips of MNIST training digits the way `digitrec read` does, labels every "
+        "candidate piece from the strip's record of its digits, and trains the 11-class piece model on them "
+        "(validation: strips of the tuning digits 55,000-59,999). The pieces are cached, so a rerun only trains.",
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/piece-model.safetensors"), help="checkpoint to write")
+    parser.add_argument("--cache", type=Path, default=Path("runs/piece-data"), help="where the pieces are cached")
+    parser.add_argument(
+        "--strips", type=int, default=defaults.training_strips, help="training strips (default %(default)s)"
+    )
+    parser.add_argument("--validation-strips", type=int, default=defaults.validation_strips, help="default %(default)s")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="default %(default)s")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="default %(default)s")
+    add_common_options(parser)
+
+
 def add_experiments_parser(commands) -> None:
     parser = commands.add_parser(
         "experiments",
@@ -168,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="output file")
     add_predict_parser(commands)
     add_read_parser(commands)
+    add_piece_model_parser(commands)
     models = commands.add_parser("models", help="list the registered models", description="List registered models.")
     models.add_argument("--json", action="store_true", help="print JSON")
     add_serve_parser(commands)
@@ -212,6 +235,24 @@ def command_train(args: argparse.Namespace) -> int:
         print(f"test accuracy: {result.test_accuracy:.2%} ({result.test_correct}/{result.test_total})")
         speed = f"{result.summary['mean_epoch_seconds']:.1f} s/epoch, {result.summary['mean_images_per_second']:,.0f}"
         print(f"mean {speed} images/s; checkpoint: {result.checkpoint_path}")
+    return 0
+
+
+def command_piece_model(args: argparse.Namespace) -> int:
+    from digitrec.pieces import PieceTrainConfig, make_piece_model
+
+    config = PieceTrainConfig(
+        training_strips=args.strips, validation_strips=args.validation_strips, epochs=args.epochs, seed=args.seed
+    )
+    result = make_piece_model(config, args.out, args.cache, data_dir=args.data_dir, progress=sys.stderr.isatty())
+    if args.json:
+        print(json.dumps({"checkpoint": str(result.checkpoint_path), **result.validation}))
+    else:
+        for record in result.history:
+            print(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}, validation accuracy "
+                  f"{record['accuracy']:.2%}, whole digits kept {record['whole_digits_kept']:.2%}, "
+                  f"others rejected {record['not_digits_rejected']:.2%} ({record['seconds']:.0f} s)")  # fmt: skip
+        print(f"checkpoint: {result.checkpoint_path}")
     return 0
 
 
@@ -406,6 +447,12 @@ def add_read_parser(commands) -> None:
     add_image_input_options(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
     parser.add_argument("--annotate", type=Path, metavar="DIR", help="write each image with its digits boxed here")
+    parser.add_argument(
+        "--pieces",
+        default="piece-scorer",
+        help="the piece model that decides where lines are cut: the shipped one (default), a checkpoint, or 'none' "
+        "(the classifier's own confidence)",
+    )
 
 
 def format_readings_table(results) -> str:
@@ -428,7 +475,8 @@ def command_read(args: argparse.Namespace) -> int:
     from digitrec.predict import read_files
     from digitrec.recognizer import Recognizer
 
-    recognizer = Recognizer.load(args.model, backend=args.backend, tta=args.tta)
+    pieces = None if args.pieces == "none" else args.pieces
+    recognizer = Recognizer.load(args.model, backend=args.backend, tta=args.tta, pieces=pieces)
     results = read_files(recognizer, args.paths, annotate_dir=args.annotate)
     if args.json:
         print(json.dumps([result.to_json() for result in results]))
@@ -464,6 +512,7 @@ COMMANDS = {
     "export": command_export,
     "predict": command_predict,
     "read": command_read,
+    "piece-model": command_piece_model,
     "serve": command_serve,
 }
 

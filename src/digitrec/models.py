@@ -208,6 +208,18 @@ register(
     )
 )
 
+# The reader's piece model (digitrec.pieces): digitnet-small over two views of a candidate piece of a line (the piece,
+# and the piece in its line), 11 classes (the ten digits and "not one whole digit").
+PIECE_MODEL = "piece-scorer"
+PIECE_VIEWS = 2
+register(
+    ModelEntry(
+        name=PIECE_MODEL,
+        build=lambda **kwargs: DigitNet(widths=(16, 32, 64), in_channels=PIECE_VIEWS, **kwargs),
+        description="the reader's piece model: is a cut piece of a line one whole digit (2 views, 11 classes)",
+    )
+)
+
 
 class PytorchExampleNet(nn.Module):
     """The network of PyTorch's examples/mnist: 2 conv + 2 dense with dropout (the benchmark's reference)."""

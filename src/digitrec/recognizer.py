@@ -17,10 +17,12 @@ import torch
 from digitrec import checkpoint
 from digitrec.errors import DigitrecError
 from digitrec.evaluate import average_over_views, predict_logits, test_time_views
+from digitrec.pieces import load_piece_scorer
 from digitrec.preprocess import photo_file_to_mnist, photo_to_mnist, to_model_inputs
-from digitrec.reading import NumberReading, confidence_scorer, read_number
+from digitrec.reading import NumberReading, PieceScorer, confidence_scorer, read_number
 
 DEFAULT_UNSURE_THRESHOLD = 0.5  # used when a checkpoint carries no calibrated threshold
+SHIPPED_PIECE_MODEL = "piece-scorer"  # the reader's piece model shipped in the package (digitrec.pieces)
 BACKENDS = ("torch", "onnx")
 
 
@@ -47,6 +49,7 @@ class Recognizer:
         unsure_threshold: float = DEFAULT_UNSURE_THRESHOLD,
         onnx_session=None,
         views: list[tuple[float, float]] | None = None,
+        piece_scorer: PieceScorer | None = None,
     ) -> None:
         self.model = model
         self.metadata = metadata
@@ -56,13 +59,22 @@ class Recognizer:
         self.unsure_threshold = unsure_threshold
         self.onnx_session = onnx_session
         self.views = list(views or [])  # test-time augmentation views; [] reads each image once
+        # rates the candidate pieces of a line when reading numbers; None: this classifier's quick confidence
+        self.piece_scorer = piece_scorer
 
     @classmethod
-    def load(cls, model: str | os.PathLike = "default", backend: str = "torch", tta: bool = True) -> Recognizer:
+    def load(
+        cls,
+        model: str | os.PathLike = "default",
+        backend: str = "torch",
+        tta: bool = True,
+        pieces: str | os.PathLike | None = SHIPPED_PIECE_MODEL,
+    ) -> Recognizer:
         """A checkpoint path, a run folder, or "default" (the model shipped in the package).
 
         `tta=False` reads each image once instead of through the model's test-time views (faster, a little less
-        accurate; the calibration was fit with the views)."""
+        accurate; the calibration was fit with the views). `pieces` is the piece model `read` cuts lines with (the
+        shipped one, a checkpoint, or None: the classifier's own confidence)."""
         if backend not in BACKENDS:
             raise DigitrecError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         path = checkpoint.resolve_model_path(model)
@@ -80,6 +92,7 @@ class Recognizer:
             unsure_threshold=calibration.get("unsure_threshold", DEFAULT_UNSURE_THRESHOLD),
             onnx_session=session,
             views=test_time_views(metadata, tta),
+            piece_scorer=load_piece_scorer(checkpoint.resolve_model_path(pieces)) if pieces else None,
         )
 
     @property
@@ -143,7 +156,7 @@ class Recognizer:
             self.calibrated_probabilities,
             self.unsure_threshold,
             self.image_size,
-            score_pieces=confidence_scorer(self.quick_probabilities),
+            score_pieces=self.piece_scorer or confidence_scorer(self.quick_probabilities),
         )
 
     def predict(self, x) -> Prediction | list[Prediction]:
