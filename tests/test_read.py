@@ -97,6 +97,17 @@ def test_two_lines_are_read_top_to_bottom(mnist_test, recognizer):
     assert reading.text == f"{top}\n{bottom}"
 
 
+def test_a_line_written_askew_stays_one_line(mnist_test, recognizer):
+    """Six digits on a line turned by 10 degrees: its ends are more than a digit's height apart in height."""
+    digits, truth = pick_digits(mnist_test, 6, 8)
+    flat = number_image(digits, [8, 6, 9, 7, 8], margin=60)
+    height, width = flat.shape
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), 10, 1.0)
+    askew = cv2.warpAffine(flat, turn, (width, height), borderValue=PAPER)
+    reading = recognizer.read(askew)
+    assert len(reading.lines) == 1 and reading.text == truth
+
+
 def test_a_digit_broken_in_two_is_read_once(mnist_test, recognizer):
     seven = mnist_test.images[np.flatnonzero(mnist_test.labels == 7)[0]].copy()
     rows = np.flatnonzero(seven.max(axis=1) > 60)

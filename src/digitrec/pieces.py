@@ -59,6 +59,7 @@ TUNING_START = 55_000  # MNIST training images from here on are the reader's tun
 # A line gives ~100 candidate pieces per digit, most of them not a digit; per strip, at most this many of those are
 # kept per whole-digit piece (drawn at random), so that the model sees enough of both.
 NOT_A_DIGIT_PER_DIGIT = 3
+CACHE_BLOCK_STRIPS = 1000  # pieces are cached in blocks of this many strips: an interrupted run loses one block at most
 
 
 @dataclass
@@ -187,11 +188,18 @@ def labelled_pieces(strip: Strip) -> tuple[np.ndarray, np.ndarray]:
 
 
 def piece_dataset(
-    images: np.ndarray, labels: np.ndarray, strips: int, conditions: list[str], seed: int, progress: bool = False
+    images: np.ndarray,
+    labels: np.ndarray,
+    strips: int | range,
+    conditions: list[str],
+    seed: int,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Labelled pieces of `strips` seeded strips of the given digits (each strip its own generator)."""
+    """Labelled pieces of seeded strips of the given digits: `strips` strips, or the strips of a range of indices
+    (each strip has its own generator, so strips 0-999 are the same whether made in one go or in blocks)."""
     inputs, classes = [], []
-    for index in tqdm(range(strips), desc="pieces", unit="strip", disable=not progress):
+    indices = range(strips) if isinstance(strips, int) else strips
+    for index in tqdm(indices, desc="pieces", unit="strip", disable=not progress):
         rng = np.random.default_rng([seed, index])
         length = int(rng.choice(STRIP_LENGTHS))
         touching = float(rng.choice(TOUCHING_FRACTIONS))
@@ -315,18 +323,31 @@ def make_piece_model(
     config: PieceTrainConfig, out_path: Path, cache_dir: Path, data_dir=None, progress: bool = False
 ) -> PieceTrainResult:
     """Pieces of strips of MNIST training digits 0-54,999 (training) and of the tuning digits 55,000-59,999
-    (validation), cached as .npz in `cache_dir` so that a rerun goes straight to training; then the model."""
+    (validation), cached as .npz in `cache_dir` (blocks of CACHE_BLOCK_STRIPS strips) so that a rerun or a larger
+    run makes only what is missing; then the model."""
     from digitrec.data import load_split
 
     train = load_split("train", data_dir)
-    key = f"seed{config.seed}-{'-'.join(config.conditions)}"
-    training = cached_dataset(
-        cache_dir / f"train-{config.training_strips}-{hash_text(key)}.npz",
-        lambda: piece_dataset(train.images[:TUNING_START], train.labels[:TUNING_START], config.training_strips,
-                              config.conditions, config.seed, progress),
-    )  # fmt: skip
+    key = hash_text(f"seed{config.seed}-{'-'.join(config.conditions)}")
+    blocks = []
+    for start in range(0, config.training_strips, CACHE_BLOCK_STRIPS):
+        block = range(start, min(start + CACHE_BLOCK_STRIPS, config.training_strips))
+        blocks.append(
+            cached_dataset(
+                cache_dir / f"train-{block.start}-{block.stop}-{key}.npz",
+                lambda block=block: piece_dataset(
+                    train.images[:TUNING_START],
+                    train.labels[:TUNING_START],
+                    block,
+                    config.conditions,
+                    config.seed,
+                    progress,
+                ),
+            )  # fmt: skip
+        )
+    training = (np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks]))
     validation = cached_dataset(
-        cache_dir / f"validation-{config.validation_strips}-{hash_text(key)}.npz",
+        cache_dir / f"validation-0-{config.validation_strips}-{key}.npz",
         lambda: piece_dataset(train.images[TUNING_START:], train.labels[TUNING_START:], config.validation_strips,
                               config.conditions, config.seed + 1, progress),
     )  # fmt: skip

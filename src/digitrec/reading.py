@@ -152,23 +152,21 @@ def median_digit_height(components: list[Component]) -> float:
     return float(np.median([c.height for c in components if c.height >= TALL_FRACTION * tallest]))
 
 
-def vertical_overlap(component: Component, top: float, bottom: float) -> float:
-    """Share of the component's height inside the band [top, bottom)."""
-    overlap = min(component.y + component.height, bottom) - max(component.y, top)
-    return max(overlap, 0) / component.height
+def shared_rows(a: Component, b: Component) -> float:
+    """Share of the shorter component's height that lies in the other's rows."""
+    overlap = min(a.y + a.height, b.y + b.height) - max(a.y, b.y)
+    return max(overlap, 0) / min(a.height, b.height)
 
 
 def group_lines(tall: list[Component]) -> list[list[Component]]:
-    """Tall components -> lines of writing, top to bottom; a component joins the first line whose band (the median
-    extent of its members) holds most of it."""
+    """Tall components -> lines of writing, top to bottom. Taken left to right, a component continues the line whose
+    last component shares most rows with it (at least LINE_OVERLAP_FRACTION of the shorter), so that a line written
+    askew stays one line however far its ends are apart in height."""
     lines: list[list[Component]] = []
-    for component in sorted(tall, key=lambda c: c.y + c.height / 2):
-        for line in lines:
-            top = float(np.median([c.y for c in line]))
-            bottom = float(np.median([c.y + c.height for c in line]))
-            if vertical_overlap(component, top, bottom) >= LINE_OVERLAP_FRACTION:
-                line.append(component)
-                break
+    for component in sorted(tall, key=lambda c: c.x):
+        shares = [shared_rows(component, line[-1]) for line in lines]
+        if shares and max(shares) >= LINE_OVERLAP_FRACTION:
+            lines[int(np.argmax(shares))].append(component)
         else:
             lines.append([component])
     return sorted(lines, key=lambda line: min(c.y for c in line))
@@ -193,10 +191,35 @@ def merge_stacked_lines(lines: list[list[Component]]) -> list[list[Component]]:
     return merged
 
 
+def column_groups(line: list[Component]) -> list[Component]:
+    """The line's components, those sharing columns merged (the pieces of a digit broken across its middle)."""
+    groups: list[Component] = []
+    for component in sorted(line, key=lambda c: c.x):
+        if groups and columns_overlap(groups[-1], component) > 0:
+            groups[-1] = bounding([groups[-1], component])
+        else:
+            groups.append(component)
+    return groups
+
+
+def line_slope(groups: list[Component]) -> float:
+    """Rows per column of the line's direction, fit through the centres of its column groups (0 for one group)."""
+    xs = np.array([g.x + g.width / 2 for g in groups])
+    ys = np.array([g.y + g.height / 2 for g in groups])
+    if len(groups) < 2:
+        return 0.0
+    return float(np.polyfit(xs, ys, 1)[0])
+
+
 def line_height(line: list[Component]) -> float:
-    """H: the median height of the line's tall components, or most of its whole band when its digits are broken
-    across their middles (then each piece is short)."""
-    band = bounding(line).height
+    """H: the median height of the line's tall components, or most of its band (measured across the line's
+    direction, so that a line written askew is not taller) when its digits are broken across their middles (then
+    each piece is short)."""
+    groups = column_groups(line)
+    slope = line_slope(groups)
+    tops = [g.y - slope * (g.x + g.width / 2) for g in groups]
+    bottoms = [g.y + g.height - slope * (g.x + g.width / 2) for g in groups]
+    band = max(bottoms) - min(tops)
     return max(median_digit_height(line), BAND_HEIGHT_FRACTION * band)
 
 
