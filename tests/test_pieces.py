@@ -1,5 +1,6 @@
-"""The reader's piece model: its two views of a piece, the labels it learns from, and the shipped model on pieces
-of strips of MNIST *test* digits (it was trained on training digits only)."""
+"""The reader's piece model (digitrec.pieces, digitrec.piece_training): its two views of a piece, the labels it
+learns from, and the shipped model on pieces of strips of MNIST *test* digits (it was trained on training digits
+only)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,16 @@ from digitrec import Recognizer
 from digitrec.checkpoint import load_model, resolve_model_path
 from digitrec.cli import main
 from digitrec.errors import DigitrecError
-from digitrec.pieces import (
-    CONTEXT_DIGIT_PX,
-    CONTEXT_OTHER_INK,
+from digitrec.piece_training import (
     IGNORED,
-    NOT_A_DIGIT,
+    TRAINING_CONDITIONS,
     balanced,
-    context_view,
     evaluate_pieces,
     labelled_pieces,
-    load_piece_scorer,
     piece_dataset,
     piece_label,
 )
+from digitrec.pieces import CONTEXT_DIGIT_PX, CONTEXT_OTHER_INK, NOT_A_DIGIT, context_view, load_piece_scorer
 from digitrec.reading import LineInk, candidate_pieces
 from digitrec.strips import render_strip, strip_generator
 
@@ -97,8 +95,6 @@ def test_pieces_of_a_real_strip_are_labelled_with_its_digits(mnist_test):
 @pytest.fixture(scope="module")
 def test_pieces(mnist_test):
     """Labelled pieces of 60 strips of MNIST test digits (lengths 2-6, 0-100% touching, the photo conditions)."""
-    from digitrec.pieces import TRAINING_CONDITIONS
-
     return piece_dataset(mnist_test.images, mnist_test.labels, 60, TRAINING_CONDITIONS, seed=2026)
 
 

@@ -82,7 +82,7 @@ def seed_list(text: str) -> list[int]:
 
 
 def add_piece_model_parser(commands) -> None:
-    from digitrec.pieces import PieceTrainConfig
+    from digitrec.piece_training import PieceTrainConfig
 
     defaults = PieceTrainConfig()
     parser = commands.add_parser(
@@ -239,7 +239,7 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_piece_model(args: argparse.Namespace) -> int:
-    from digitrec.pieces import PieceTrainConfig, make_piece_model
+    from digitrec.piece_training import PieceTrainConfig, make_piece_model
 
     config = PieceTrainConfig(
         training_strips=args.strips, validation_strips=args.validation_strips, epochs=args.epochs, seed=args.seed
