@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from digitrec.checkpoint import save_checkpoint
+from digitrec.fileio import atomic_path
 from digitrec.models import MNIST_IMAGE_SIZE, PIECE_MODEL, build_model, parameter_count
 from digitrec.pieces import NOT_A_DIGIT, PIECE_CLASSES, piece_inputs, to_tensor
 from digitrec.reading import candidate_pieces, lines_of_ink
@@ -160,10 +161,8 @@ def cached_dataset(cache: Path, make) -> tuple[np.ndarray, np.ndarray]:
         with np.load(cache) as saved:
             return saved["inputs"], saved["classes"]
     inputs, classes = make()
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_suffix(".partial.npz")
-    np.savez_compressed(partial, inputs=inputs, classes=classes)
-    partial.replace(cache)
+    with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, inputs=inputs, classes=classes)
     return inputs, classes
 
 
@@ -235,7 +234,8 @@ def train_piece_model(
         }
         log.info("piece model %s", record)
         history.append(record)
-    validation = evaluate_pieces(model, *validation_data)
+    scores = ("pieces", "accuracy", "whole_digits_kept", "not_digits_rejected")
+    validation = {k: history[-1][k] for k in scores} if history else evaluate_pieces(model, *validation_data)
     metadata = {
         "config": {"model": config.model},
         "piece_config": asdict(config),
