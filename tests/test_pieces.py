@@ -153,3 +153,10 @@ def test_piece_model_command_trains_a_loadable_model_and_caches_its_pieces(tmp_p
     before = {p: p.stat().st_mtime_ns for p in cache.glob("*.npz")}
     assert main(args) == 0, "a rerun trains from the cached pieces"
     assert {p: p.stat().st_mtime_ns for p in cache.glob("*.npz")} == before
+
+
+def test_piece_model_command_refuses_an_empty_run_in_one_line(tmp_path, capsys):
+    out = tmp_path / "pieces.safetensors"
+    assert main(["piece-model", "--strips", "0", "--out", str(out), "--cache", str(tmp_path / "cache")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == ["digitrec: error: training strips must be at least 1, got 0"] and not out.exists()

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from digitrec.checkpoint import save_checkpoint
+from digitrec.errors import DigitrecError
 from digitrec.fileio import atomic_path
 from digitrec.models import MNIST_IMAGE_SIZE, PIECE_MODEL, build_model, parameter_count
 from digitrec.pieces import NOT_A_DIGIT, PIECE_CLASSES, piece_inputs, to_tensor
@@ -64,6 +65,11 @@ class PieceTrainConfig:
     seed: int = 0
     model: str = PIECE_MODEL
     conditions: list[str] = field(default_factory=lambda: list(TRAINING_CONDITIONS))
+
+    def __post_init__(self) -> None:
+        for name in ("training_strips", "validation_strips", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise DigitrecError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
 
 
 # ---------------------------------------------------------------------------------------------------- labels
@@ -235,7 +241,7 @@ def train_piece_model(
         log.info("piece model %s", record)
         history.append(record)
     scores = ("pieces", "accuracy", "whole_digits_kept", "not_digits_rejected")
-    validation = {k: history[-1][k] for k in scores} if history else evaluate_pieces(model, *validation_data)
+    validation = {k: history[-1][k] for k in scores}  # epochs >= 1 (PieceTrainConfig)
     metadata = {
         "config": {"model": config.model},
         "piece_config": asdict(config),
