@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from digitrec.data import LabelledImages, load_split
 from digitrec.errors import DigitrecError
 from digitrec.fileio import save_figure_atomic, write_json_atomic, write_text_atomic
-from digitrec.recognizer import Recognizer
+from digitrec.recognizer import SHIPPED_PIECE_MODEL, Recognizer
 from digitrec.strips import (
     BASELINE_JITTER,
     DIGIT_HEIGHT_RANGE_PX,
@@ -49,7 +49,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--model", default="default", help="a shipped model's name, a checkpoint or a run folder")
     parser.add_argument("--per-cell", type=int, default=200, help="strips per (length, touching) cell (default 200)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pieces", default="piece-scorer", help="piece model: shipped (default), a checkpoint, 'none'")
+    parser.add_argument(
+        "--pieces", default=SHIPPED_PIECE_MODEL, help="piece model: shipped (default), a checkpoint, 'none'"
+    )
     parser.add_argument("--split", choices=["test", "train"], default="test", help="test digits, or tuning digits")
     parser.add_argument("--lengths", default="2,4,6,10", help="digits per number, comma-separated (default 2,4,6,10)")
     parser.add_argument("--touching", default="0,0.3", help="share of neighbours that touch, comma-separated")

@@ -66,6 +66,9 @@ def test_context_view_of_a_piece_at_the_line_edge_is_padded_with_paper():
         ([0] * 60, [100, 100], NOT_A_DIGIT),  # 60% of a digit: a part
         ([0] * 100 + [1] * 100, [100, 100], NOT_A_DIGIT),  # two whole digits
         ([0] * 80, [100, 100], IGNORED),  # 80%: too close to call
+        ([0] * 100 + [1] * 12, [100, 12], NOT_A_DIGIT),  # a whole thin "1" run into it: 11% of the ink, all of a digit
+        ([0] * 100 + [1] * 8, [100, 100], 3),  # a whole digit and 8% of its neighbour (where a cut through ink falls)
+        ([0] * 100 + [1] * 18, [100, 100], IGNORED),  # 18% of the neighbour: neither one digit nor clearly two
         ([-1] * 50, [100, 100], NOT_A_DIGIT),  # ink of no digit
     ],
 )

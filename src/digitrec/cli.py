@@ -435,6 +435,8 @@ def command_predict(args: argparse.Namespace) -> int:
 
 
 def add_read_parser(commands) -> None:
+    from digitrec.recognizer import SHIPPED_PIECE_MODEL
+
     parser = commands.add_parser(
         "read",
         help="read whole numbers (several digits, several lines) in photos, scans and drawings",
@@ -449,7 +451,7 @@ def add_read_parser(commands) -> None:
     parser.add_argument("--annotate", type=Path, metavar="DIR", help="write each image with its digits boxed here")
     parser.add_argument(
         "--pieces",
-        default="piece-scorer",
+        default=SHIPPED_PIECE_MODEL,
         help="the piece model that decides where lines are cut: the shipped one (default), a checkpoint, or 'none' "
         "(the classifier's own confidence)",
     )

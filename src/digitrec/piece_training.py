@@ -23,7 +23,7 @@ from digitrec.errors import DigitrecError
 from digitrec.fileio import atomic_path
 from digitrec.models import MNIST_IMAGE_SIZE, PIECE_MODEL, build_model, parameter_count
 from digitrec.pieces import NOT_A_DIGIT, PIECE_CLASSES, piece_inputs, to_tensor
-from digitrec.reading import candidate_pieces, lines_of_ink
+from digitrec.reading import Candidates, LineInk, candidate_pieces, lines_of_ink
 from digitrec.strips import READING_CONDITIONS, Strip, render_strip
 
 log = logging.getLogger(__name__)
@@ -31,13 +31,19 @@ log = logging.getLogger(__name__)
 IGNORED = -1  # a piece too close to the line between the two (kept out of training)
 
 
-# Labels: a piece is digit d when it holds at least WHOLE_DIGIT_SHARE of one digit's ink (as binarized by the reader)
-# and at most FOREIGN_INK_SHARE of its own ink belongs to other digits; it is NOT_A_DIGIT when it holds less than
-# PART_DIGIT_SHARE of every digit it touches, or over FOREIGN_SHARE_NOT_DIGIT of foreign ink; in between, IGNORED.
+# Labels: a piece is digit d when it holds at least WHOLE_DIGIT_SHARE of one digit's ink (as binarized by the reader),
+# at most OTHER_DIGIT_SHARE of any other digit's ink and at most FOREIGN_INK_SHARE of its own ink is other digits';
+# it is NOT_A_DIGIT when it holds less than PART_DIGIT_SHARE of its main digit, or a real part of a second digit
+# (SECOND_DIGIT_SHARE of that digit's ink: a thin "1" run into a "0" is little of the piece's ink but all of the "1"),
+# or over FOREIGN_SHARE_NOT_DIGIT of foreign ink; in between, IGNORED.
 WHOLE_DIGIT_SHARE = 0.9
 PART_DIGIT_SHARE = 0.75
-FOREIGN_INK_SHARE = 0.08
-FOREIGN_SHARE_NOT_DIGIT = 0.2
+OTHER_DIGIT_SHARE = 0.1
+SECOND_DIGIT_SHARE = 0.25
+FOREIGN_INK_SHARE = 0.15
+FOREIGN_SHARE_NOT_DIGIT = 0.3
+LABEL_RULES = (WHOLE_DIGIT_SHARE, PART_DIGIT_SHARE, OTHER_DIGIT_SHARE, SECOND_DIGIT_SHARE, FOREIGN_INK_SHARE,
+               FOREIGN_SHARE_NOT_DIGIT)  # fmt: skip
 OWNER_COVERAGE = 0.3  # a working-image pixel belongs to the digit with the most coverage there, if at least this
 
 # The strips the pieces come from (the photo conditions but "combined", whose perspective moves ink after the digit
@@ -91,39 +97,52 @@ def piece_label(owned: np.ndarray, digit_totals: np.ndarray, digits: str) -> int
     if counts.sum() == 0:
         return NOT_A_DIGIT  # ink of no digit: noise, paper texture
     main = int(counts.argmax())
-    share_of_digit = counts[main] / max(digit_totals[main], 1)
+    shares = counts / np.maximum(digit_totals, 1)  # of each digit's ink, how much the piece holds
+    share_of_digit, second_digit = shares[main], np.delete(shares, main).max(initial=0.0)
     foreign = 1 - counts[main] / counts.sum()
-    if share_of_digit >= WHOLE_DIGIT_SHARE and foreign <= FOREIGN_INK_SHARE:
+    if share_of_digit >= WHOLE_DIGIT_SHARE and second_digit <= OTHER_DIGIT_SHARE and foreign <= FOREIGN_INK_SHARE:
         return int(digits[main])
-    if share_of_digit < PART_DIGIT_SHARE or foreign > FOREIGN_SHARE_NOT_DIGIT:
+    if share_of_digit < PART_DIGIT_SHARE or second_digit >= SECOND_DIGIT_SHARE or foreign > FOREIGN_SHARE_NOT_DIGIT:
         return NOT_A_DIGIT
     return IGNORED
 
 
-def labelled_pieces(strip: Strip) -> tuple[np.ndarray, np.ndarray]:
-    """The reader's candidate pieces of a strip, as model inputs (N, 2, 28, 28), with their classes (N,)."""
+def line_labels(line: LineInk, candidates: Candidates, owners: np.ndarray, digits: str) -> np.ndarray:
+    """The class of each candidate piece of a line, from `owners` (the working image's ink owners)."""
+    line_owners = owners[line.y : line.y + line.mask.shape[0], line.x : line.x + line.mask.shape[1]]
+    line_owners = np.where(line.mask > 0, line_owners, -1)
+    totals = np.bincount(line_owners[line_owners >= 0], minlength=len(digits))
+    labels = []
+    for (i, _), piece in candidates.pieces.items():
+        left = candidates.cuts[i].column
+        owned = line_owners[:, left : left + piece.shape[1]][piece > 0]
+        labels.append(piece_label(owned, totals, digits))
+    return np.array(labels, np.int64)
+
+
+def labelled_pieces(strip: Strip, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The reader's candidate pieces of a strip, as model inputs (N, 2, 28, 28), with their classes (N): every
+    piece with a class, or with `rng`, a balanced draw of them (`balanced`, per line). Inputs are made only for the
+    pieces kept (making them is most of the work)."""
     found = lines_of_ink(strip.image)
+    inputs = [np.zeros((0, 2, MNIST_IMAGE_SIZE, MNIST_IMAGE_SIZE), np.uint8)]
+    classes = [np.zeros(0, np.int64)]
     if found is None:
-        return np.zeros((0, 2, MNIST_IMAGE_SIZE, MNIST_IMAGE_SIZE), np.uint8), np.zeros(0, np.int64)
+        return inputs[0], classes[0]
     owners = ink_owners(strip, found.shape)
-    inputs, labels = [], []
     for line, _ in found.lines:
         candidates = candidate_pieces(line)
         if not candidates.pieces:
             continue
-        line_owners = owners[line.y : line.y + line.mask.shape[0], line.x : line.x + line.mask.shape[1]]
-        line_owners = np.where(line.mask > 0, line_owners, -1)
-        totals = np.bincount(line_owners[line_owners >= 0], minlength=len(strip.text))
-        for (i, _), piece in candidates.pieces.items():
-            left = candidates.cuts[i].column
-            owned = line_owners[:, left : left + piece.shape[1]][piece > 0]
-            labels.append(piece_label(owned, totals, strip.text))
-        inputs.append(piece_inputs(line, candidates))
-    if not inputs:
-        return np.zeros((0, 2, MNIST_IMAGE_SIZE, MNIST_IMAGE_SIZE), np.uint8), np.zeros(0, np.int64)
-    labels = np.array(labels, np.int64)
-    keep = labels != IGNORED
-    return np.concatenate(inputs)[keep], labels[keep]
+        labels = line_labels(line, candidates, owners, strip.text)
+        keep = np.flatnonzero(labels != IGNORED)
+        if rng is not None:
+            keep = keep[balanced(labels[keep], rng)]
+        if len(keep):
+            keys = list(candidates.pieces)
+            inputs.append(piece_inputs(line, candidates, [keys[k] for k in keep]))
+            classes.append(labels[keep])
+    return np.concatenate(inputs), np.concatenate(classes)
 
 
 def piece_dataset(
@@ -145,10 +164,9 @@ def piece_dataset(
         picks = rng.integers(len(labels), size=length)
         condition = conditions[index % len(conditions)]
         strip = render_strip(images[picks], labels[picks], condition, touching, rng)
-        strip_inputs, strip_classes = labelled_pieces(strip)
-        keep = balanced(strip_classes, rng)
-        inputs.append(strip_inputs[keep])
-        classes.append(strip_classes[keep])
+        strip_inputs, strip_classes = labelled_pieces(strip, rng)
+        inputs.append(strip_inputs)
+        classes.append(strip_classes)
     return np.concatenate(inputs), np.concatenate(classes)
 
 
@@ -266,7 +284,7 @@ def make_piece_model(
     from digitrec.data import load_split
 
     train = load_split("train", data_dir)
-    key = hash_text(f"seed{config.seed}-{'-'.join(config.conditions)}")
+    key = hash_text(f"seed{config.seed}-{'-'.join(config.conditions)}-labels{LABEL_RULES}")
     blocks = []
     for start in range(0, config.training_strips, CACHE_BLOCK_STRIPS):
         block = range(start, min(start + CACHE_BLOCK_STRIPS, config.training_strips))

@@ -60,11 +60,17 @@ def context_view(line: LineInk, piece: np.ndarray, left_column: int) -> np.ndarr
     return cv2.resize(window, (MNIST_IMAGE_SIZE, MNIST_IMAGE_SIZE), interpolation=cv2.INTER_AREA)
 
 
-def piece_inputs(line: LineInk, candidates: Candidates) -> np.ndarray:
-    """(N, 2, 28, 28) uint8: each candidate piece as the classifier sees it, and in its line."""
+def piece_inputs(line: LineInk, candidates: Candidates, keys: list[tuple[int, int]] | None = None) -> np.ndarray:
+    """(N, 2, 28, 28) uint8: each candidate piece (or those of `keys`) as the classifier sees it, and in its line."""
+    keys = list(candidates.pieces) if keys is None else keys
     views = [
-        np.stack([mask_to_mnist(piece), context_view(line, piece, candidates.cuts[i].column)])
-        for (i, _), piece in candidates.pieces.items()
+        np.stack(
+            [
+                mask_to_mnist(candidates.pieces[key]),
+                context_view(line, candidates.pieces[key], candidates.cuts[key[0]].column),
+            ]
+        )
+        for key in keys
     ]
     return np.stack(views)
 
