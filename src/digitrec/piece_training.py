@@ -42,8 +42,6 @@ OTHER_DIGIT_SHARE = 0.1
 SECOND_DIGIT_SHARE = 0.25
 FOREIGN_INK_SHARE = 0.15
 FOREIGN_SHARE_NOT_DIGIT = 0.3
-LABEL_RULES = (WHOLE_DIGIT_SHARE, PART_DIGIT_SHARE, OTHER_DIGIT_SHARE, SECOND_DIGIT_SHARE, FOREIGN_INK_SHARE,
-               FOREIGN_SHARE_NOT_DIGIT)  # fmt: skip
 OWNER_COVERAGE = 0.3  # a working-image pixel belongs to the digit with the most coverage there, if at least this
 
 # The strips the pieces come from (the photo conditions but "combined", whose perspective moves ink after the digit
@@ -52,9 +50,15 @@ TRAINING_CONDITIONS = [c for c in READING_CONDITIONS if c != "combined"]
 STRIP_LENGTHS = (2, 3, 4, 5, 6)
 TOUCHING_FRACTIONS = (0.0, 0.3, 0.6, 1.0)
 TUNING_START = 55_000  # MNIST training images from here on are the reader's tuning digits: pieces for validation
-# A line gives ~100 candidate pieces per digit, most of them not a digit; per strip, at most this many of those are
+# A line gives ~100 candidate pieces per digit, most of them not a digit; per line, at most this many of those are
 # kept per whole-digit piece (drawn at random), so that the model sees enough of both.
 NOT_A_DIGIT_PER_DIGIT = 3
+# Everything above that shapes the pieces and their classes: part of the cache key, so that changing a rule makes
+# new pieces instead of reusing the old ones.
+DATA_RULES = (
+    (WHOLE_DIGIT_SHARE, PART_DIGIT_SHARE, OTHER_DIGIT_SHARE, SECOND_DIGIT_SHARE, FOREIGN_INK_SHARE),
+    (FOREIGN_SHARE_NOT_DIGIT, OWNER_COVERAGE, STRIP_LENGTHS, TOUCHING_FRACTIONS, NOT_A_DIGIT_PER_DIGIT),
+)
 CACHE_BLOCK_STRIPS = 1000  # pieces are cached in blocks of this many strips: an interrupted run loses one block at most
 
 
@@ -284,7 +288,7 @@ def make_piece_model(
     from digitrec.data import load_split
 
     train = load_split("train", data_dir)
-    key = hash_text(f"seed{config.seed}-{'-'.join(config.conditions)}-labels{LABEL_RULES}")
+    key = hash_text(f"seed{config.seed}-{'-'.join(config.conditions)}-rules{DATA_RULES}")
     blocks = []
     for start in range(0, config.training_strips, CACHE_BLOCK_STRIPS):
         block = range(start, min(start + CACHE_BLOCK_STRIPS, config.training_strips))

@@ -60,19 +60,15 @@ def context_view(line: LineInk, piece: np.ndarray, left_column: int) -> np.ndarr
     return cv2.resize(window, (MNIST_IMAGE_SIZE, MNIST_IMAGE_SIZE), interpolation=cv2.INTER_AREA)
 
 
+def piece_views(line: LineInk, piece: np.ndarray, left_column: int) -> np.ndarray:
+    """(2, 28, 28) uint8: the piece as the classifier sees it, and in its line."""
+    return np.stack([mask_to_mnist(piece), context_view(line, piece, left_column)])
+
+
 def piece_inputs(line: LineInk, candidates: Candidates, keys: list[tuple[int, int]] | None = None) -> np.ndarray:
-    """(N, 2, 28, 28) uint8: each candidate piece (or those of `keys`) as the classifier sees it, and in its line."""
+    """(N, 2, 28, 28) uint8: the views of each candidate piece (or of those of `keys`)."""
     keys = list(candidates.pieces) if keys is None else keys
-    views = [
-        np.stack(
-            [
-                mask_to_mnist(candidates.pieces[key]),
-                context_view(line, candidates.pieces[key], candidates.cuts[key[0]].column),
-            ]
-        )
-        for key in keys
-    ]
-    return np.stack(views)
+    return np.stack([piece_views(line, candidates.pieces[i, j], candidates.cuts[i].column) for i, j in keys])
 
 
 def to_tensor(inputs: np.ndarray) -> torch.Tensor:
