@@ -13,7 +13,7 @@ import pytest
 
 from digitrec import Recognizer
 from digitrec.cli import main
-from digitrec.reading import NO_DIGITS
+from digitrec.reading import NO_DIGITS, CUT_PENALTY, Cut, candidate_cuts, piece_mask
 from digitrec.strips import render_strip, strip_generator
 
 PAPER = 245
@@ -199,3 +199,46 @@ def test_http_read_gives_text_boxes_and_4xx_for_bad_input(mnist_test):
         damaged = client.post("/v1/read", files={"file": ("x.png", png.tobytes()[:200], "image/png")})
         assert damaged.status_code == 422
         assert client.post("/v1/read", content=b"123", headers={"content-type": "text/plain"}).status_code == 415
+
+
+def test_a_slanted_cut_runs_along_its_slope_through_its_middle_row():
+    cut = Cut(10, CUT_PENALTY, slope=0.5)
+    assert cut.boundary(5).tolist() == [9.0, 9.5, 10.0, 10.5, 11.0]
+    assert cut.left_edge(5) == 9
+    assert Cut(1, CUT_PENALTY, slope=-1.0).left_edge(5) == 0, "never left of the line's mask"
+    assert Cut(7, 0.0).boundary(3).tolist() == [7.0, 7.0, 7.0]
+
+
+def two_slanted_strokes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A line 60 px tall holding two parallel strokes slanted like a "11" written quickly, joined at the foot: no
+    vertical cut parts them (their columns overlap). Returns the line's mask and each stroke's own pixels."""
+    first, second = np.zeros((60, 50), np.uint8), np.zeros((60, 50), np.uint8)
+    cv2.line(first, (6, 57), (22, 2), 255, 4)
+    cv2.line(second, (22, 57), (38, 2), 255, 4)
+    mask = first | second
+    cv2.line(mask, (6, 57), (22, 57), 255, 4)  # the foot where they run into each other
+    return mask, first > 0, second > 0
+
+
+def test_a_slanted_cut_parts_slanted_strokes_whose_columns_overlap():
+    mask, first, second = two_slanted_strokes()
+    cuts = candidate_cuts(mask, height=60.0)
+    vertical = [cut for cut in cuts if cut.slope == 0 and 0 < cut.column < 44]
+    slanted = [cut for cut in cuts if cut.slope != 0]
+    assert vertical and slanted
+
+    def parts(right: Cut) -> tuple[float, float]:
+        piece = piece_mask(mask, cuts[0], right)
+        if piece is None:
+            return 0.0, 0.0
+        held = np.zeros_like(mask, bool)
+        start = cuts[0].left_edge(60)  # the line's left end: where the piece's mask starts
+        held[:, start : start + piece.shape[1]] = piece > 0
+        return (held & first).sum() / first.sum(), (held & second).sum() / second.sum()
+
+    def parts_them(cut: Cut) -> bool:  # as the piece model's labels want a whole digit: >= 90% of it, <= 10% of another
+        own, other = parts(cut)
+        return own >= 0.9 and other <= 0.1
+
+    assert not any(parts_them(cut) for cut in vertical), "no vertical cut parts them"
+    assert any(parts_them(cut) for cut in slanted), "a slanted cut does"

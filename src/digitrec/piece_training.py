@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from digitrec import reading
 from digitrec.checkpoint import save_checkpoint
 from digitrec.errors import DigitrecError
 from digitrec.fileio import atomic_path
@@ -53,11 +54,14 @@ TUNING_START = 55_000  # MNIST training images from here on are the reader's tun
 # A line gives ~100 candidate pieces per digit, most of them not a digit; per line, at most this many of those are
 # kept per whole-digit piece (drawn at random), so that the model sees enough of both.
 NOT_A_DIGIT_PER_DIGIT = 3
-# Everything above that shapes the pieces and their classes: part of the cache key, so that changing a rule makes
-# new pieces instead of reusing the old ones.
+# Everything above that shapes the pieces and their classes, and the reader's rules for cutting lines into candidate
+# pieces: part of the cache key, so that changing a rule makes new pieces instead of reusing the old ones.
 DATA_RULES = (
     (WHOLE_DIGIT_SHARE, PART_DIGIT_SHARE, OTHER_DIGIT_SHARE, SECOND_DIGIT_SHARE, FOREIGN_INK_SHARE),
     (FOREIGN_SHARE_NOT_DIGIT, OWNER_COVERAGE, STRIP_LENGTHS, TOUCHING_FRACTIONS, NOT_A_DIGIT_PER_DIGIT),
+    (reading.SPLIT_WIDTH_FRACTION, reading.CUT_STEP_FRACTION, reading.MINIMUM_CUT_STROKES, reading.CUT_SLOPES),
+    (reading.MIN_PIECE_WIDTH_FRACTION, reading.MAX_DIGIT_WIDTH_FRACTION, reading.PIECE_MIN_HEIGHT_FRACTION),
+    (reading.FRAGMENT_AREA_FRACTION,),
 )
 CACHE_BLOCK_STRIPS = 1000  # pieces are cached in blocks of this many strips: an interrupted run loses one block at most
 
@@ -118,7 +122,7 @@ def line_labels(line: LineInk, candidates: Candidates, owners: np.ndarray, digit
     totals = np.bincount(line_owners[line_owners >= 0], minlength=len(digits))
     labels = []
     for (i, _), piece in candidates.pieces.items():
-        left = candidates.cuts[i].column
+        left = candidates.cuts[i].left_edge(line.mask.shape[0])
         owned = line_owners[:, left : left + piece.shape[1]][piece > 0]
         labels.append(piece_label(owned, totals, digits))
     return np.array(labels, np.int64)
@@ -279,12 +283,12 @@ def train_piece_model(
     return PieceTrainResult(out_path, history, validation)
 
 
-def make_piece_model(
-    config: PieceTrainConfig, out_path: Path, cache_dir: Path, data_dir=None, progress: bool = False
-) -> PieceTrainResult:
-    """Pieces of strips of MNIST training digits 0-54,999 (training) and of the tuning digits 55,000-59,999
-    (validation), cached as .npz in `cache_dir` (blocks of CACHE_BLOCK_STRIPS strips) so that a rerun or a larger
-    run makes only what is missing; then the model."""
+def piece_data(
+    config: PieceTrainConfig, cache_dir: Path, data_dir=None, progress: bool = False
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """(training, validation) pieces: of strips of MNIST training digits 0-54,999 and of the tuning digits
+    55,000-59,999, cached as .npz in `cache_dir` (blocks of CACHE_BLOCK_STRIPS strips) so that a rerun or a larger
+    run makes only what is missing."""
     from digitrec.data import load_split
 
     train = load_split("train", data_dir)
@@ -312,7 +316,156 @@ def make_piece_model(
                               config.conditions, config.seed + 1, progress),
     )  # fmt: skip
     log.info("pieces: %s training, %s validation", class_counts(training[1]), class_counts(validation[1]))
+    return training, validation
+
+
+def make_piece_model(
+    config: PieceTrainConfig, out_path: Path, cache_dir: Path, data_dir=None, progress: bool = False
+) -> PieceTrainResult:
+    """The piece model, trained on `piece_data`."""
+    training, validation = piece_data(config, cache_dir, data_dir, progress)
     return train_piece_model(config, training, validation, out_path, progress)
+
+
+# --------------------------------------------------------------------------------------- the reader's digit model
+
+
+@dataclass
+class ReaderDigitsConfig:
+    """How the reader's digit model is made: a classifier fine-tuned on the reader's whole-digit pieces (the first
+    view, as the classifier sees them) beside the MNIST digits it learned from; saved in its checkpoint."""
+
+    base_model: str = "default"
+    pieces: PieceTrainConfig = field(default_factory=lambda: PieceTrainConfig(training_strips=4000,
+                                                                              validation_strips=200))  # fmt: skip
+    epochs: int = 2
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    warmup_fraction: float = 0.15
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    # milder than the base model's augmentation (12 degrees, 10%, 10%, 8 degrees): the pieces are already varied
+    rotation_deg: float = 8.0
+    shift_fraction: float = 0.08
+    scale_range: float = 0.08
+    shear_deg: float = 6.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.pieces, dict):
+            self.pieces = PieceTrainConfig(**self.pieces)
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise DigitrecError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+
+
+def whole_digit_views(pieces: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's view (N, 28, 28) and digit (N,) of every whole-digit piece."""
+    inputs, classes = pieces
+    digits = classes != NOT_A_DIGIT
+    return inputs[digits, 0], classes[digits]
+
+
+def digit_accuracy(model: torch.nn.Module, inputs: torch.Tensor, labels: np.ndarray, views) -> float:
+    from digitrec.evaluate import average_over_views, predict_logits
+
+    model.eval()
+    with torch.inference_mode():
+        logits = average_over_views(lambda x: predict_logits(model, x), inputs, views)
+    return float((logits.argmax(1).numpy() == labels).mean())
+
+
+def train_reader_digits(
+    config: ReaderDigitsConfig,
+    training: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    out_path: Path,
+    data_dir=None,
+    progress: bool = False,
+) -> dict:
+    """Fine-tune `config.base_model` on the whole-digit pieces of `training` and MNIST training digits 0-54,999;
+    calibrate it on those of `validation` (temperature through its test-time views, unsure threshold at 99%
+    coverage); write it to `out_path`. Returns its validation figures."""
+    from digitrec.augment import random_affine
+    from digitrec.calibration import TARGET_COVERAGE
+    from digitrec.checkpoint import load_model, resolve_model_path
+    from digitrec.data import load_split
+    from digitrec.evaluate import average_over_views, fit_temperature, predict_logits, test_time_views
+    from digitrec.preprocess import to_model_inputs
+
+    torch.manual_seed(config.seed)
+    model, metadata = load_model(resolve_model_path(config.base_model))
+    normalization, views = metadata["config"]["normalization"], test_time_views(metadata)
+    mnist = load_split("train", data_dir)
+    piece_images, piece_labels = whole_digit_views(training)
+    images = np.concatenate([piece_images, mnist.images[:TUNING_START]])
+    labels = torch.from_numpy(np.concatenate([piece_labels, mnist.labels[:TUNING_START]]).astype(np.int64))
+    inputs = to_model_inputs(images, normalization)
+    validation_images, validation_labels = whole_digit_views(validation)
+    validation_inputs = to_model_inputs(validation_images, normalization)
+    before = digit_accuracy(model, validation_inputs, validation_labels, views)
+    steps_per_epoch = max(1, len(labels) // config.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch,
+        pct_start=config.warmup_fraction,
+    )  # fmt: skip
+    generator = torch.Generator().manual_seed(config.seed)
+    history = []
+    for epoch in range(config.epochs):
+        model.train()
+        started, total_loss = time.perf_counter(), 0.0
+        order = torch.randperm(len(labels), generator=generator)
+        for step in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}", disable=not progress, leave=False):
+            batch = order[step * config.batch_size : (step + 1) * config.batch_size]
+            augmented = random_affine(inputs[batch], generator, config.rotation_deg, config.shift_fraction,
+                                      config.scale_range, config.shear_deg)  # fmt: skip
+            loss = F.cross_entropy(model(augmented), labels[batch], label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total_loss += loss.item()
+        accuracy = digit_accuracy(model, validation_inputs, validation_labels, views)
+        record = {"epoch": epoch + 1, "train_loss": total_loss / steps_per_epoch,
+                  "seconds": time.perf_counter() - started, "validation_accuracy": accuracy}  # fmt: skip
+        log.info("reader digits %s", record)
+        history.append(record)
+    model.eval()
+    with torch.inference_mode():
+        logits = average_over_views(lambda x: predict_logits(model, x), validation_inputs, views)
+    temperature = fit_temperature(logits, torch.from_numpy(validation_labels.astype(np.int64)))
+    confidence = torch.softmax(logits / temperature, 1).max(1).values.numpy()
+    validation_report = {
+        "pieces": len(validation_labels),
+        "accuracy_before": before,
+        "accuracy": history[-1]["validation_accuracy"],
+        "temperature": temperature,
+        "unsure_threshold": float(np.quantile(confidence, 1 - TARGET_COVERAGE)),
+    }
+    metadata = {
+        **{k: v for k, v in metadata.items() if k not in ("calibration", "history", "summary", "weights_file")},
+        "reader_digits_config": asdict(config),
+        "reader_digits_history": history,
+        "training_images": {"pieces": len(piece_labels), "mnist": TUNING_START},
+        "calibration": {
+            "temperature": temperature,
+            "unsure_threshold": validation_report["unsure_threshold"],
+            "fit_on": f"whole-digit pieces of {config.pieces.validation_strips} strips of the tuning digits",
+        },
+        "inference": {"test_time_views": [list(view) for view in views]},
+        "validation": validation_report,
+    }
+    save_checkpoint(out_path, model, metadata)
+    return validation_report
+
+
+def make_reader_digits(
+    config: ReaderDigitsConfig, out_path: Path, cache_dir: Path, data_dir=None, progress: bool = False
+) -> dict:
+    """The reader's digit model, fine-tuned on `piece_data` (the piece model's cached pieces)."""
+    training, validation = piece_data(config.pieces, cache_dir, data_dir, progress)
+    return train_reader_digits(config, training, validation, out_path, data_dir, progress)
 
 
 def hash_text(text: str) -> str:

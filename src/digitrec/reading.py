@@ -6,7 +6,9 @@ threshold, ruled lines removed). Its connected components are then
 2. small isolated marks are taken out as separators (dot, comma, dash), reported but never read as digits;
 3. the line is cut into digits along its columns by a dynamic programme: candidate cuts are the gaps between inks
    (free) and, inside runs of ink wider than a narrow digit, a grid of columns and those where the ink is thinnest
-   (a small cost each); each stretch between two cuts is scored by the piece model (`digitrec.pieces`: how likely
+   (a small cost each), each also as the slanted line through it that crosses least ink, when that is less than
+   the vertical one crosses (two slanted strokes run into each other, as in a quick "11", share columns: no
+   vertical cut parts them); each stretch between two cuts is scored by the piece model (`digitrec.pieces`: how likely
    it is one whole digit, seeing the piece and its neighbours) or, without one, by the classifier's confidence. So
    touching digits are split where both pieces look whole, and a digit broken in pieces (a 5's hat, a pen lifted)
    is kept whole when it scores better whole than in pieces (skipping a gap costs a little).
@@ -52,6 +54,7 @@ MINIMUM_CUT_STROKES = 2.5  # ... where it crosses at most this many stroke width
 # read 86% / 74% / 98% of 4-digit 30%-touching / 6-digit 30%-touching / 4-digit apart numbers (50 each), against
 # 82% / 72% / 98% with the earlier 0.15 + 0.1 per stroke width.
 CUT_PENALTY = 0.05
+CUT_SLOPES = (-0.45, -0.3, -0.15, 0.15, 0.3, 0.45)  # columns per row of the slanted cuts tried at each place (±9-24°)
 GAP_SPAN_PENALTY = 3.0  # log-score cost of keeping a gap inside one digit, per H of gap width
 PIECE_MIN_HEIGHT_FRACTION = 0.4  # a piece must keep ink at least this tall (vs H) to be a digit
 FRAGMENT_AREA_FRACTION = 0.2  # bits a cut shaves off a neighbour, below this share of the piece's main part: dropped
@@ -265,9 +268,20 @@ def bounding(components: list[Component]) -> Component:
 
 @dataclass(frozen=True)
 class Cut:
-    column: int  # in the line's mask
+    """A straight cut across a line: vertical, or slanted to pass between two slanted strokes that share columns."""
+
+    column: int  # where it crosses the middle row of the line's mask
     cost: float  # log-score cost of cutting here (0 in a gap)
     gap_width: int = 0  # > 0: the cut is in a gap between inks this wide
+    slope: float = 0.0  # columns it moves right per row down the line
+
+    def boundary(self, rows: int) -> np.ndarray:
+        """The cut's column in each of the line's rows (fractional)."""
+        return self.column + self.slope * (np.arange(rows) - (rows - 1) / 2)
+
+    def left_edge(self, rows: int) -> int:
+        """The leftmost column the cut reaches in the line: where the mask of the piece right of it starts."""
+        return max(0, int(np.floor(self.boundary(rows).min())))
 
 
 def thin_straight_lines(ink: np.ndarray, vertical: bool) -> np.ndarray:
@@ -296,7 +310,7 @@ def ink_runs(profile: np.ndarray) -> list[tuple[int, int]]:
 
 def candidate_cuts(mask: np.ndarray, height: float) -> list[Cut]:
     """The line's ends, the middle of every gap between inks, and cuts inside wide runs of ink: on a regular grid
-    and at the minima of the column profile."""
+    and at the minima of the column profile, each vertical and, where it crosses less ink, slanted (`slanted_cut`)."""
     profile = np.count_nonzero(mask, axis=0)
     runs = ink_runs(profile)
     stroke = max(1.0, stroke_width_px(mask))  # at least a pixel
@@ -316,7 +330,25 @@ def candidate_cuts(mask: np.ndarray, height: float) -> list[Cut]:
             if smooth[c] <= min(smooth[c - 1], smooth[c + 1]) and profile[c] <= MINIMUM_CUT_STROKES * stroke
         }
         cuts += [Cut(c, CUT_PENALTY) for c in inside]
+        cuts += [cut for c in sorted(inside) if (cut := slanted_cut(mask, c, profile[c])) is not None]
     return sorted(cuts, key=lambda cut: cut.column)
+
+
+def ink_crossed(mask: np.ndarray, cut: Cut) -> int:
+    """Ink pixels on the cut's line."""
+    rows = mask.shape[0]
+    columns = np.rint(cut.boundary(rows)).astype(np.int64)
+    inside = (columns >= 0) & (columns < mask.shape[1])
+    return int(np.count_nonzero(mask[np.arange(rows)[inside], columns[inside]]))
+
+
+def slanted_cut(mask: np.ndarray, column: int, vertical_ink: int) -> Cut | None:
+    """The slanted cut through `column` (at the middle row) that crosses least ink, if it crosses less than the
+    vertical one: two slanted strokes run into each other ("11", "71") share columns, no vertical cut parts them."""
+    slanted = [Cut(column, CUT_PENALTY, slope=slope) for slope in CUT_SLOPES]
+    crossed = [ink_crossed(mask, cut) for cut in slanted]
+    best = int(np.argmin(crossed))
+    return slanted[best] if crossed[best] < vertical_ink else None
 
 
 def ink_height(mask: np.ndarray) -> int:
@@ -325,19 +357,33 @@ def ink_height(mask: np.ndarray) -> int:
 
 
 def piece_mask(mask: np.ndarray, left: Cut, right: Cut) -> np.ndarray | None:
-    """The ink between two cuts, without the slivers an ink cut shaves off a neighbouring digit; None if empty."""
-    piece = np.ascontiguousarray(mask[:, left.column : right.column])
+    """The ink between two cuts, from the left cut's `left_edge` on, without the slivers an ink cut shaves off a
+    neighbouring digit; None if empty."""
+    rows = mask.shape[0]
+    left_bound, right_bound = left.boundary(rows), right.boundary(rows)
+    start = left.left_edge(rows)
+    stop = min(mask.shape[1], int(np.ceil(right_bound.max())))
+    if stop <= start:
+        return None
+    columns = np.arange(start, stop)[None, :]
+    between = (columns >= left_bound[:, None]) & (columns < right_bound[:, None])
+    piece = np.where(between, mask[:, start:stop], 0).astype(np.uint8)
     if not piece.any():
         return None
     count, labels, stats, _ = cv2.connectedComponentsWithStats(piece, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
-    at_left = stats[1:, cv2.CC_STAT_LEFT] == 0
-    at_right = stats[1:, cv2.CC_STAT_LEFT] + stats[1:, cv2.CC_STAT_WIDTH] == piece.shape[1]
-    shaved = ((at_left & (left.gap_width == 0)) | (at_right & (right.gap_width == 0))) & (
-        areas < FRAGMENT_AREA_FRACTION * areas.max()
-    )
+    at_left = touching_labels(labels, columns < left_bound[:, None] + 1, count) & (left.gap_width == 0)
+    at_right = touching_labels(labels, columns >= right_bound[:, None] - 1, count) & (right.gap_width == 0)
+    shaved = (at_left | at_right) & (areas < FRAGMENT_AREA_FRACTION * areas.max())
     keep = 1 + np.flatnonzero(~shaved)
     return np.where(np.isin(labels, keep), 255, 0).astype(np.uint8)
+
+
+def touching_labels(labels: np.ndarray, edge: np.ndarray, count: int) -> np.ndarray:
+    """(count - 1,) bool: which components of `labels` (1..count-1) have a pixel in `edge`."""
+    touching = np.zeros(count, bool)
+    touching[np.unique(labels[edge & (labels > 0)])] = True
+    return touching[1:]
 
 
 def plausible_piece(piece: np.ndarray | None, height: float) -> bool:
@@ -431,7 +477,7 @@ def line_segments(line: LineInk, score_pieces: PieceScorer) -> list[Segment]:
         return []
     segments = []
     for i, j in best_cutting(candidates, score_pieces(line, candidates), line.height):
-        piece, left = candidates.pieces[i, j], candidates.cuts[i].column
+        piece, left = candidates.pieces[i, j], candidates.cuts[i].left_edge(line.mask.shape[0])
         rows, columns = np.flatnonzero(piece.any(axis=1)), np.flatnonzero(piece.any(axis=0))
         segments.append(Segment(line.x + left + int(columns[0]), line.y + int(rows[0]), tight_crop(piece)))
     return segments
