@@ -13,7 +13,7 @@ import pytest
 
 from digitrec import Recognizer
 from digitrec.cli import main
-from digitrec.reading import NO_DIGITS, CUT_PENALTY, Cut, candidate_cuts, piece_mask
+from digitrec.reading import CUT_PENALTY, NO_DIGITS, Cut, candidate_cuts, piece_mask
 from digitrec.strips import render_strip, strip_generator
 
 PAPER = 245

@@ -69,9 +69,7 @@ def piece_inputs(line: LineInk, candidates: Candidates, keys: list[tuple[int, in
     """(N, 2, 28, 28) uint8: the views of each candidate piece (or of those of `keys`)."""
     keys = list(candidates.pieces) if keys is None else keys
     rows = line.mask.shape[0]
-    return np.stack(
-        [piece_views(line, candidates.pieces[i, j], candidates.cuts[i].left_edge(rows)) for i, j in keys]
-    )
+    return np.stack([piece_views(line, candidates.pieces[i, j], candidates.cuts[i].left_edge(rows)) for i, j in keys])
 
 
 def to_tensor(inputs: np.ndarray) -> torch.Tensor:
