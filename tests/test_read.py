@@ -13,6 +13,7 @@ import pytest
 
 from digitrec import Recognizer
 from digitrec.cli import main
+from digitrec.piece_training import OTHER_DIGIT_SHARE, WHOLE_DIGIT_SHARE
 from digitrec.reading import CUT_PENALTY, NO_DIGITS, Cut, candidate_cuts, piece_mask
 from digitrec.strips import render_strip, strip_generator
 
@@ -237,9 +238,9 @@ def test_a_slanted_cut_parts_slanted_strokes_whose_columns_overlap():
         held[:, start : start + piece.shape[1]] = piece > 0
         return (held & first).sum() / first.sum(), (held & second).sum() / second.sum()
 
-    def parts_them(cut: Cut) -> bool:  # as the piece model's labels want a whole digit: >= 90% of it, <= 10% of another
+    def parts_them(cut: Cut) -> bool:  # as the piece model's labels want of a whole digit (90% of it, 10% of another)
         own, other = parts(cut)
-        return own >= 0.9 and other <= 0.1
+        return own >= WHOLE_DIGIT_SHARE and other <= OTHER_DIGIT_SHARE
 
     assert not any(parts_them(cut) for cut in vertical), "no vertical cut parts them"
     assert any(parts_them(cut) for cut in slanted), "a slanted cut does"

@@ -283,12 +283,12 @@ def train_piece_model(
     return PieceTrainResult(out_path, history, validation)
 
 
-def piece_data(
-    config: PieceTrainConfig, cache_dir: Path, data_dir=None, progress: bool = False
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """(training, validation) pieces: of strips of MNIST training digits 0-54,999 and of the tuning digits
-    55,000-59,999, cached as .npz in `cache_dir` (blocks of CACHE_BLOCK_STRIPS strips) so that a rerun or a larger
-    run makes only what is missing."""
+def make_piece_model(
+    config: PieceTrainConfig, out_path: Path, cache_dir: Path, data_dir=None, progress: bool = False
+) -> PieceTrainResult:
+    """Pieces of strips of MNIST training digits 0-54,999 (training) and of the tuning digits 55,000-59,999
+    (validation), cached as .npz in `cache_dir` (blocks of CACHE_BLOCK_STRIPS strips) so that a rerun or a larger
+    run makes only what is missing; then the model."""
     from digitrec.data import load_split
 
     train = load_split("train", data_dir)
@@ -316,14 +316,6 @@ def piece_data(
                               config.conditions, config.seed + 1, progress),
     )  # fmt: skip
     log.info("pieces: %s training, %s validation", class_counts(training[1]), class_counts(validation[1]))
-    return training, validation
-
-
-def make_piece_model(
-    config: PieceTrainConfig, out_path: Path, cache_dir: Path, data_dir=None, progress: bool = False
-) -> PieceTrainResult:
-    """The piece model, trained on `piece_data`."""
-    training, validation = piece_data(config, cache_dir, data_dir, progress)
     return train_piece_model(config, training, validation, out_path, progress)
 
 
