@@ -23,6 +23,8 @@ from digitrec.preprocess import (
     MNIST_STROKE_RANGE_PX,
     STROKE_BOX_PX,
     deskew,
+    gray_to_mnist,
+    ink_strength,
     mnist_frame,
     moments_skew,
     naive_photo_to_mnist,
@@ -148,6 +150,45 @@ def test_ruled_and_grid_lines_are_removed_from_the_binarized_stage(mnist_test, c
         assert not (binary[:, :edge].any(axis=1) & binary[:, -edge:].any(axis=1)).any(), index  # no row crosses
         edge = binary.shape[0] // 10
         assert not (binary[:edge].any(axis=0) & binary[-edge:].any(axis=0)).any(), index  # no column crosses
+
+
+def test_ink_strength_runs_from_paper_to_the_ink_under_the_stroke():
+    gray = np.array([[250, 150, 50, 30, 10]], np.uint8)  # paper at 250; the stroke's 5th percentile is 11
+    stroke = np.array([[False, False, True, True, True]])
+    strength = ink_strength(gray, stroke, paper_level=250.0)
+    ink_level = np.percentile([50, 30, 10], 5)
+    expected = np.clip((250.0 - gray[0]) / (250.0 - ink_level), 0, 1) * 255
+    np.testing.assert_allclose(strength[0], expected, rtol=1e-5)
+    assert strength[0, 0] == 0 and strength[0, -1] == 255 and 0 < strength[0, 1] < strength[0, 2]
+
+
+def upscaled_on_paper(digit: np.ndarray, margin: int = 6) -> np.ndarray:
+    """An MNIST digit three times as large, dark (0) on white paper (255), with a margin."""
+    up = cv2.resize(digit, (84, 84), interpolation=cv2.INTER_LINEAR)
+    return 255 - cv2.copyMakeBorder(up, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=0)
+
+
+def test_the_gray_view_takes_no_ink_from_other_digits_and_follows_the_gray_levels(mnist_test):
+    digit = mnist_test.images[first_of_digit(mnist_test, 3)]
+    neighbour = mnist_test.images[first_of_digit(mnist_test, 1)]
+    alone = upscaled_on_paper(digit)
+    mask = np.where(alone < 128, 255, 0).astype(np.uint8)
+    # the neighbour's ink runs into the digit's box from the right, up to its ink's soft rim but not onto its stroke
+    shifted = (np.roll(upscaled_on_paper(neighbour), shift, axis=1) for shift in range(20, 96))
+    neighbour_layer = next(layer for layer in shifted if not ((layer < 255) & (mask > 0)).any())
+    with_neighbour = np.minimum(alone, neighbour_layer)
+    others = np.where(neighbour_layer < 255, 255, 0).astype(np.uint8)
+    assert (cv2.dilate(mask, np.ones((5, 5), np.uint8)) & others).any()  # within the 2 px rim
+    none = np.zeros_like(mask)
+    view = gray_to_mnist(alone, mask, others, 255.0)
+    np.testing.assert_array_equal(gray_to_mnist(with_neighbour, mask, others, 255.0), view)
+    # the neighbour's ink not marked as another digit's would be taken in where it is near the digit's ink
+    assert not np.array_equal(gray_to_mnist(with_neighbour, mask, none, 255.0), gray_to_mnist(alone, mask, none, 255.0))
+    # anti-aliased like MNIST (not only 0 and 255); ink half as dark reads the same (strength is relative to the ink's
+    # own level), up to the rounding of the halved gray levels
+    assert np.count_nonzero((view > 30) & (view < 225)) >= 20
+    faint = 255 - (255 - alone) // 2
+    assert np.abs(gray_to_mnist(faint, mask, others, 255.0).astype(int) - view).mean() < 1.0
 
 
 def test_mnist_constants_match_mnist_training_digits(mnist_train):

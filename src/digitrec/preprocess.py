@@ -135,6 +135,10 @@ MAX_DIGIT_WIDTH_PER_HEIGHT = 3.0  # wider components are lines or smudges, not d
 PART_GAP_FRACTION = 0.15  # a broken-off piece within this fraction of the digit's height belongs to it
 RIVAL_HEIGHT_FRACTION = 0.5  # another component this tall (vs the digit) ...
 RIVAL_AREA_FRACTION = 0.2  # ... with this much ink is another digit
+FAINT_RIM_PX = 2  # reading digits from gray: ink this far outside the binarized stroke is kept (a pen line's soft
+# rim and faint ends, which the threshold leaves out; MNIST's own strokes have a 1-2 px anti-aliased rim)
+INK_LEVEL_PERCENTILE = 5  # ... the ink's full darkness: this percentile of the gray under the binarized stroke
+FAINTEST_SHOWN_INK = 20  # ... crops keep rows and columns with ink stronger than this (of 255): paper noise is left out
 NO_DIGIT = "no digit found (the image looks blank, or its ink is too faint)"
 LIGHT_BACKGROUND_MEAN = 127.5  # the naive pipeline: a mean above mid-gray means a light background
 
@@ -591,6 +595,22 @@ def moments_skew(mask: np.ndarray) -> float:
     return moments["mu11"] / moments["mu02"] if moments["mu02"] > 0 else 0.0
 
 
+def skew_correction(mask: np.ndarray) -> float:
+    """How much of the ink's slant `deskew` takes out: the part beyond MNIST_SKEW_RANGE (0.0 inside it)."""
+    skew = moments_skew(mask)
+    return skew - float(np.clip(skew, *MNIST_SKEW_RANGE))
+
+
+def shear(image: np.ndarray, correction: float, interpolation: int) -> np.ndarray:
+    """`image` sheared horizontally by `correction` about its middle row, widened so that nothing falls off."""
+    height, width = image.shape
+    centre_y = (height - 1) / 2
+    extra = int(np.ceil(abs(correction) * height / 2)) + 1
+    # x' = x - correction * (y - centre_y) + extra
+    matrix = np.float32([[1, -correction, correction * centre_y + extra], [0, 1, 0]])
+    return cv2.warpAffine(image, matrix, (width + 2 * extra, height), flags=interpolation)
+
+
 def deskew(mask: np.ndarray) -> np.ndarray:
     """Shear the digit so its slant falls back inside MNIST's range (MNIST_SKEW_RANGE); within it, nothing moves.
 
@@ -599,17 +619,10 @@ def deskew(mask: np.ndarray) -> np.ndarray:
     produced (beyond their quartiles) are corrected, which straightens digits rotated by up to about ±30°;
     upside-down digits are not.
     """
-    skew = moments_skew(mask)
-    correction = skew - float(np.clip(skew, *MNIST_SKEW_RANGE))
+    correction = skew_correction(mask)
     if correction == 0.0:
         return mask
-    height, width = mask.shape
-    centre_y = (height - 1) / 2
-    extra = int(np.ceil(abs(correction) * height / 2)) + 1
-    # x' = x - correction * (y - centre_y) + extra
-    shear = np.float32([[1, -correction, correction * centre_y + extra], [0, 1, 0]])
-    sheared = cv2.warpAffine(mask, shear, (width + 2 * extra, height), flags=cv2.INTER_NEAREST)
-    return tight_crop(sheared)
+    return tight_crop(shear(mask, correction, cv2.INTER_NEAREST))
 
 
 def scale_to_box(mask: np.ndarray, box_px: int) -> np.ndarray:
@@ -632,19 +645,28 @@ def stroke_width_px(mask: np.ndarray) -> float:
     return 2.0 * np.count_nonzero(mask) / outline if outline > 0 else 0.0
 
 
+def stroke_change_px(boxed: np.ndarray) -> int:
+    """The radius of the disc that brings the stroke width of `boxed` (0/255, STROKE_BOX_PX) into MNIST's range:
+    positive to thicken, negative to thin, 0 inside it (a disc of radius r changes the width by 2r)."""
+    width = stroke_width_px(boxed)
+    target = float(np.clip(width, *MNIST_STROKE_RANGE_PX))
+    return round((target - width) / 2)
+
+
+def disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(radius) + 1, 2 * abs(radius) + 1))
+
+
 def normalize_stroke(mask: np.ndarray) -> np.ndarray:
     """Thicken thin pens and thin thick ones until the stroke width is inside MNIST's range (MNIST_STROKE_RANGE_PX)."""
     boxed = scale_to_box(mask, STROKE_BOX_PX)
-    width = stroke_width_px(boxed)
-    target = float(np.clip(width, *MNIST_STROKE_RANGE_PX))
-    radius = round((target - width) / 2)  # a disc of radius r changes the width by 2r
+    radius = stroke_change_px(boxed)
     if radius == 0:
         return boxed
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(radius) + 1, 2 * abs(radius) + 1))
     if radius > 0:
         padded = cv2.copyMakeBorder(boxed, radius, radius, radius, radius, cv2.BORDER_CONSTANT, value=0)
-        return tight_crop(cv2.dilate(padded, kernel))
-    eroded = cv2.erode(boxed, kernel)
+        return tight_crop(cv2.dilate(padded, disc(radius)))
+    eroded = cv2.erode(boxed, disc(radius))
     return tight_crop(eroded) if eroded.any() else boxed
 
 
@@ -690,6 +712,54 @@ def mask_to_mnist(mask: np.ndarray, size: int = 28) -> np.ndarray:
     """A 0/255 mask of one digit's ink -> MNIST-like `(size, size)`: cropped, deskewed, stroke width normalized,
     fitted into the 20 px box, centre of mass centred."""
     return mnist_frame(normalize_stroke(deskew(tight_crop(mask))), size)
+
+
+def ink_strength(gray: np.ndarray, stroke: np.ndarray, paper_level: float) -> np.ndarray:
+    """How much ink each pixel of `gray` (ink dark) holds, float32 0 (paper) .. 255 (as dark as the ink under the
+    binarized `stroke`, read at its INK_LEVEL_PERCENTILE)."""
+    ink_level = float(np.percentile(gray[stroke], INK_LEVEL_PERCENTILE))
+    strength = (paper_level - gray.astype(np.float32)) / max(paper_level - ink_level, 1.0)
+    return np.clip(strength, 0.0, 1.0) * WHITE
+
+
+def crop_to_ink(strength: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero(strength.max(axis=1) > FAINTEST_SHOWN_INK)
+    columns = np.flatnonzero(strength.max(axis=0) > FAINTEST_SHOWN_INK)
+    return strength[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+
+
+def normalize_gray_stroke(strength: np.ndarray) -> np.ndarray:
+    """`normalize_stroke` for ink strengths: scaled to STROKE_BOX_PX, widened or narrowed (gray dilation/erosion)
+    by the disc that brings its half-strength stroke into MNIST's width range."""
+    scale = STROKE_BOX_PX / max(strength.shape)
+    size = (max(1, round(strength.shape[1] * scale)), max(1, round(strength.shape[0] * scale)))
+    boxed = cv2.resize(strength, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    radius = stroke_change_px(np.where(boxed >= WHITE / 2, WHITE, 0).astype(np.uint8))
+    if radius > 0:
+        padded = cv2.copyMakeBorder(boxed, radius, radius, radius, radius, cv2.BORDER_CONSTANT, value=0)
+        return crop_to_ink(cv2.dilate(padded, disc(radius)))
+    if radius < 0:
+        eroded = cv2.erode(boxed, disc(radius))
+        return crop_to_ink(eroded) if (eroded > FAINTEST_SHOWN_INK).any() else boxed
+    return boxed
+
+
+def gray_to_mnist(gray: np.ndarray, mask: np.ndarray, others: np.ndarray, paper_level: float, size: int = 28):
+    """One digit's gray levels -> MNIST-like `(size, size)`, the way MNIST itself was made (anti-aliased gray, not
+    a binary mask): the ink strength within FAINT_RIM_PX of its binarized ink, so that the soft or faint parts of
+    strokes that the threshold cut away come back, then deskewed, stroke width normalized and framed like
+    `mask_to_mnist`.
+
+    `gray` (ink dark, lighting flattened), `mask` (the digit's binarized ink, 0/255) and `others` (other digits'
+    ink, never taken into this one) cover the same box around the digit, at least FAINT_RIM_PX wider than its ink;
+    `paper_level` is the paper's gray there."""
+    stroke = mask > 0
+    rim = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=FAINT_RIM_PX) > 0
+    strength = np.where(rim & ~(others > 0), ink_strength(gray, stroke, paper_level), 0.0).astype(np.float32)
+    correction = skew_correction(tight_crop(mask))
+    if correction != 0.0:
+        strength = shear(strength, correction, cv2.INTER_LINEAR)
+    return mnist_frame(normalize_gray_stroke(crop_to_ink(strength)), size)
 
 
 def photo_stages(image, size: int = 28) -> PhotoStages:

@@ -12,7 +12,9 @@ threshold, ruled lines removed). Its connected components are then
    it is one whole digit, seeing the piece and its neighbours) or, without one, by the classifier's confidence. So
    touching digits are split where both pieces look whole, and a digit broken in pieces (a 5's hat, a pen lifted)
    is kept whole when it scores better whole than in pieces (skipping a gap costs a little).
-Each digit then goes through the same normalization as single digits (`preprocess.mask_to_mnist`) and the model.
+Each digit is then read twice by the model, from its binarized ink through the same normalization as single digits
+(`preprocess.mask_to_mnist`) and from the photo's gray levels in and around that ink (`preprocess.gray_to_mnist`:
+the soft edges and faint parts of strokes that the threshold cut away), and the two probabilities averaged.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ import cv2
 import numpy as np
 
 from digitrec.preprocess import (
+    FAINT_RIM_PX,
+    WHITE,
     Component,
     connected_components,
     digit_candidates,
+    gray_to_mnist,
     image_to_array,
     ink_stages,
     mask_to_mnist,
@@ -505,8 +510,13 @@ class InkLines:
     """An image's ink sorted into lines of writing."""
 
     lines: list[tuple[LineInk, list[Component]]]  # each line's digit ink and its separators, top to bottom
-    shape: tuple[int, int]  # the working image's (height, width)
+    gray: np.ndarray  # the working image's gray (ink dark, lighting flattened), `preprocess.InkStages.gray`
     scale: float  # working image -> input image
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The working image's (height, width)."""
+        return self.gray.shape
 
 
 def lines_of_ink(image) -> InkLines | None:
@@ -531,7 +541,7 @@ def lines_of_ink(image) -> InkLines | None:
         small_by_line[nearest_line(mark, lines)].append(mark)
     split = [split_line(line, marks, labels) for line, marks in zip(lines, small_by_line, strict=True)]
     scale = array.shape[1] / ink.original.shape[1]  # working image -> input image
-    return InkLines(split, binary.shape, scale)
+    return InkLines(split, ink.gray, scale)
 
 
 # ----------------------------------------------------------------------------------------------------- reading
@@ -550,6 +560,43 @@ def line_text(segments: list[Segment], digits: list[int], height: float) -> str:
     for gap, digit in zip(gaps, digits[1:], strict=True):
         text += (" " if gap > word_gap else "") + str(digit)
     return text
+
+
+def paper_level(gray: np.ndarray, line: LineInk) -> float:
+    """The paper's gray around a line's digits: the median of its box where there is no ink."""
+    box = gray[line.y : line.y + line.mask.shape[0], line.x : line.x + line.mask.shape[1]]
+    paper = box[line.mask == 0]
+    return float(np.median(paper)) if paper.size else float(WHITE)
+
+
+def gray_views(gray: np.ndarray, line: LineInk, segments: list[Segment], size: int) -> np.ndarray:
+    """The line's digits read from the gray image (`preprocess.gray_to_mnist`): each segment's ink and the faint rim
+    around it, without the other digits' ink."""
+    line_ink = np.zeros(gray.shape, bool)
+    line_ink[line.y : line.y + line.mask.shape[0], line.x : line.x + line.mask.shape[1]] = line.mask > 0
+    paper, margin = paper_level(gray, line), FAINT_RIM_PX + 1
+    views = []
+    for segment in segments:
+        top, left = max(0, segment.y - margin), max(0, segment.x - margin)
+        bottom = min(gray.shape[0], segment.y + segment.height + margin)
+        right = min(gray.shape[1], segment.x + segment.width + margin)
+        own = np.zeros((bottom - top, right - left), np.uint8)
+        own[segment.y - top : segment.y - top + segment.height, segment.x - left : segment.x - left + segment.width] = (
+            segment.mask
+        )
+        others = line_ink[top:bottom, left:right] & (own == 0)
+        views.append(gray_to_mnist(gray[top:bottom, left:right], own, others, paper, size))
+    return np.stack(views)
+
+
+def digit_probabilities(
+    classify: Classifier, gray: np.ndarray, line: LineInk, segments: list[Segment], size: int
+) -> np.ndarray:
+    """Each segment read twice, from its binarized ink (`mask_to_mnist`, as single digits are) and from the gray
+    levels around it (`gray_views`), the two probabilities averaged."""
+    binary = np.stack([mask_to_mnist(segment.mask, size) for segment in segments])
+    both = classify(np.concatenate([binary, gray_views(gray, line, segments, size)]))
+    return (both[: len(segments)] + both[len(segments) :]) / 2
 
 
 def read_number(
@@ -573,7 +620,7 @@ def read_number(
         segments = line_segments(line, score_pieces)
         if not segments:
             continue
-        probabilities = classify(np.stack([mask_to_mnist(s.mask, size) for s in segments]))
+        probabilities = digit_probabilities(classify, found.gray, line, segments, size)
         digits = [
             DigitReading(
                 int(p.argmax()),
