@@ -25,6 +25,7 @@ from digitrec.preprocess import (
     deskew,
     gray_to_mnist,
     ink_strength,
+    mask_to_mnist,
     mnist_frame,
     moments_skew,
     naive_photo_to_mnist,
@@ -189,6 +190,14 @@ def test_the_gray_view_takes_no_ink_from_other_digits_and_follows_the_gray_level
     assert np.count_nonzero((view > 30) & (view < 225)) >= 20
     faint = 255 - (255 - alone) // 2
     assert np.abs(gray_to_mnist(faint, mask, others, 255.0).astype(int) - view).mean() < 1.0
+
+
+def test_the_gray_view_of_ink_no_darker_than_the_paper_is_the_binarized_view(mnist_test):
+    alone = upscaled_on_paper(mnist_test.images[0])
+    mask = np.where(alone < 128, 255, 0).astype(np.uint8)
+    # a paper level darker than all the ink (a degenerate line box): no ink strength, the mask is read instead
+    view = gray_to_mnist(alone, mask, np.zeros_like(mask), paper_level=0.0)
+    np.testing.assert_array_equal(view, mask_to_mnist(mask))
 
 
 def test_mnist_constants_match_mnist_training_digits(mnist_train):

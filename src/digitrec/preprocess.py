@@ -752,10 +752,13 @@ def gray_to_mnist(gray: np.ndarray, mask: np.ndarray, others: np.ndarray, paper_
 
     `gray` (ink dark, lighting flattened), `mask` (the digit's binarized ink, 0/255) and `others` (other digits'
     ink, never taken into this one) cover the same box around the digit, at least FAINT_RIM_PX wider than its ink;
-    `paper_level` is the paper's gray there."""
+    `paper_level` is the paper's gray there. Where the ink is no darker than that paper (nothing to read in gray),
+    the binarized ink is read instead (`mask_to_mnist`)."""
     stroke = mask > 0
     rim = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=FAINT_RIM_PX) > 0
     strength = np.where(rim & ~(others > 0), ink_strength(gray, stroke, paper_level), 0.0).astype(np.float32)
+    if not (strength > FAINTEST_SHOWN_INK).any():
+        return mask_to_mnist(mask, size)
     correction = skew_correction(tight_crop(mask))
     if correction != 0.0:
         strength = shear(strength, correction, cv2.INTER_LINEAR)
