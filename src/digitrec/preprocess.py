@@ -625,13 +625,18 @@ def deskew(mask: np.ndarray) -> np.ndarray:
     return tight_crop(shear(mask, correction, cv2.INTER_NEAREST))
 
 
-def scale_to_box(mask: np.ndarray, box_px: int) -> np.ndarray:
-    """Resize a 0/255 mask so that its longer side is `box_px`, keeping its aspect ratio and staying 0/255."""
-    height, width = mask.shape
+def resize_to_box(image: np.ndarray, box_px: int) -> tuple[np.ndarray, float]:
+    """`image` resized so that its longer side is `box_px`, keeping its aspect ratio; and the scale."""
+    height, width = image.shape
     scale = box_px / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(mask, size, interpolation=interpolation)
+    return cv2.resize(image, size, interpolation=interpolation), scale
+
+
+def scale_to_box(mask: np.ndarray, box_px: int) -> np.ndarray:
+    """Resize a 0/255 mask so that its longer side is `box_px`, keeping its aspect ratio and staying 0/255."""
+    resized, scale = resize_to_box(mask, box_px)
     binary = resized >= WHITE // 2
     if np.count_nonzero(binary) < 0.5 * np.count_nonzero(mask) * scale**2:  # hairlines shrunk below half a pixel
         binary = resized > 0
@@ -657,17 +662,22 @@ def disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(radius) + 1, 2 * abs(radius) + 1))
 
 
+def changed_stroke(boxed: np.ndarray, radius: int) -> np.ndarray:
+    """`boxed` (a 0/255 mask or ink strengths) widened by a disc of `radius` (dilation), or narrowed by one of
+    -`radius` (erosion, unless that leaves no ink), cropped to its ink; unchanged when `radius` is 0."""
+    if radius > 0:
+        padded = cv2.copyMakeBorder(boxed, radius, radius, radius, radius, cv2.BORDER_CONSTANT, value=0)
+        return crop_to_ink(cv2.dilate(padded, disc(radius)))
+    if radius < 0:
+        eroded = cv2.erode(boxed, disc(radius))
+        return crop_to_ink(eroded) if (eroded > FAINTEST_SHOWN_INK).any() else boxed
+    return boxed
+
+
 def normalize_stroke(mask: np.ndarray) -> np.ndarray:
     """Thicken thin pens and thin thick ones until the stroke width is inside MNIST's range (MNIST_STROKE_RANGE_PX)."""
     boxed = scale_to_box(mask, STROKE_BOX_PX)
-    radius = stroke_change_px(boxed)
-    if radius == 0:
-        return boxed
-    if radius > 0:
-        padded = cv2.copyMakeBorder(boxed, radius, radius, radius, radius, cv2.BORDER_CONSTANT, value=0)
-        return tight_crop(cv2.dilate(padded, disc(radius)))
-    eroded = cv2.erode(boxed, disc(radius))
-    return tight_crop(eroded) if eroded.any() else boxed
+    return changed_stroke(boxed, stroke_change_px(boxed))
 
 
 def mnist_frame(mask: np.ndarray, size: int = 28) -> np.ndarray:
@@ -723,6 +733,7 @@ def ink_strength(gray: np.ndarray, stroke: np.ndarray, paper_level: float) -> np
 
 
 def crop_to_ink(strength: np.ndarray) -> np.ndarray:
+    """`strength` (ink bright: a 0/255 mask or ink strengths) cropped to the rows and columns with ink in them."""
     rows = np.flatnonzero(strength.max(axis=1) > FAINTEST_SHOWN_INK)
     columns = np.flatnonzero(strength.max(axis=0) > FAINTEST_SHOWN_INK)
     return strength[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
@@ -731,17 +742,8 @@ def crop_to_ink(strength: np.ndarray) -> np.ndarray:
 def normalize_gray_stroke(strength: np.ndarray) -> np.ndarray:
     """`normalize_stroke` for ink strengths: scaled to STROKE_BOX_PX, widened or narrowed (gray dilation/erosion)
     by the disc that brings its half-strength stroke into MNIST's width range."""
-    scale = STROKE_BOX_PX / max(strength.shape)
-    size = (max(1, round(strength.shape[1] * scale)), max(1, round(strength.shape[0] * scale)))
-    boxed = cv2.resize(strength, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    radius = stroke_change_px(np.where(boxed >= WHITE / 2, WHITE, 0).astype(np.uint8))
-    if radius > 0:
-        padded = cv2.copyMakeBorder(boxed, radius, radius, radius, radius, cv2.BORDER_CONSTANT, value=0)
-        return crop_to_ink(cv2.dilate(padded, disc(radius)))
-    if radius < 0:
-        eroded = cv2.erode(boxed, disc(radius))
-        return crop_to_ink(eroded) if (eroded > FAINTEST_SHOWN_INK).any() else boxed
-    return boxed
+    boxed, _ = resize_to_box(strength, STROKE_BOX_PX)
+    return changed_stroke(boxed, stroke_change_px(np.where(boxed >= WHITE / 2, WHITE, 0).astype(np.uint8)))
 
 
 def gray_to_mnist(gray: np.ndarray, mask: np.ndarray, others: np.ndarray, paper_level: float, size: int = 28):
@@ -759,7 +761,7 @@ def gray_to_mnist(gray: np.ndarray, mask: np.ndarray, others: np.ndarray, paper_
     strength = np.where(rim & ~(others > 0), ink_strength(gray, stroke, paper_level), 0.0).astype(np.float32)
     if not (strength > FAINTEST_SHOWN_INK).any():
         return mask_to_mnist(mask, size)
-    correction = skew_correction(tight_crop(mask))
+    correction = skew_correction(mask)
     if correction != 0.0:
         strength = shear(strength, correction, cv2.INTER_LINEAR)
     return mnist_frame(normalize_gray_stroke(crop_to_ink(strength)), size)
