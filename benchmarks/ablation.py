@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from digitrec.fileio import write_json_atomic, write_text_atomic
-from digitrec.train import TrainConfig, fit
+from digitrec.training.loop import TrainConfig, fit
 
 # variant name -> the TrainConfig fields it changes from the recipe
 VARIANTS: dict[str, dict] = {

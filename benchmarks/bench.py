@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from digitrec.data import load_split
+from digitrec.data.datasets import load_split
 from digitrec.fileio import write_json_atomic, write_text_atomic
-from digitrec.models import build_model
-from digitrec.preprocess import to_model_inputs
-from digitrec.train import PreparedData, TrainConfig, make_optimizer, train_epoch
+from digitrec.images.normalize import to_model_inputs
+from digitrec.models.registry import build_model
+from digitrec.training.loop import PreparedData, TrainConfig, make_optimizer, train_epoch
 
 # (model, channels_last override or None for the model's default): the digitnet pair records the layout's effect
 TRAINING_RUNS = (("paper-case7", None), ("digitnet", False), ("digitnet", True))
@@ -125,8 +125,8 @@ def training_throughput(
 
 def inference_backends(name_or_path: str, threads: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """Callables from normalized inputs `(N, 1, 28, 28)` to logits, one per backend."""
-    from digitrec import checkpoint
-    from digitrec.export import onnx_logits, onnx_session_for
+    from digitrec.training import checkpoint
+    from digitrec.training.export import onnx_logits, onnx_session_for
 
     model, metadata = checkpoint.load_model(checkpoint.resolve_model_path(name_or_path))
     backends = {}
@@ -153,7 +153,7 @@ def inference_backends(name_or_path: str, threads: int) -> dict[str, Callable[[n
 
 
 def inference_throughput(name: str, images: np.ndarray, threads: int, repeats: int) -> list[dict]:
-    from digitrec import checkpoint
+    from digitrec.training import checkpoint
 
     _, metadata = checkpoint.load_model(checkpoint.resolve_model_path(name))
     inputs = to_model_inputs(images[: max(INFERENCE_BATCHES)], metadata["config"]["normalization"]).numpy()
@@ -175,7 +175,7 @@ def end_to_end_latency(name: str, images: np.ndarray, calls: int) -> dict:
     """Seconds from an image file on disk to a Prediction (decode, preprocess, model)."""
     import cv2
 
-    from digitrec.recognizer import Recognizer
+    from digitrec.inference.recognizer import Recognizer
 
     recognizer = Recognizer.load(name)
     with tempfile.TemporaryDirectory() as folder:

@@ -35,7 +35,7 @@ import httpx2
 import numpy as np
 from PIL import Image
 
-from digitrec.data import load_split
+from digitrec.data.datasets import load_split
 
 HOST = "127.0.0.1"  # the only target: a server this script starts on this machine
 DISTINCT_DIGITS = 200  # different MNIST test images cycled through as payloads

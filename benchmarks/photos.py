@@ -3,7 +3,7 @@
     python -m benchmarks.photos --model default --per-condition 500            # writes results/photos/table.md, .json
     python -m benchmarks.photos --write-examples examples                     # the example photos in examples/
 
-The photos are made again from the seed each time (digitrec.synth); only MNIST *test* digits are used.
+The photos are made again from the seed each time (digitrec.synthetic.photos); only MNIST *test* digits are used.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from digitrec.data import load_split
+from digitrec.data.datasets import load_split
 from digitrec.errors import DigitrecError
 from digitrec.fileio import write_json_atomic, write_text_atomic
-from digitrec.recognizer import Recognizer
-from digitrec.synth import CONDITIONS, evaluate_photos, write_examples
+from digitrec.inference.recognizer import Recognizer
+from digitrec.synthetic.photos import CONDITIONS, evaluate_photos, write_examples
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -38,7 +38,7 @@ def table_markdown(report: dict) -> str:
         "# Photos of MNIST test digits: accuracy per condition",
         "",
         f"Model: `{report['model']}`. {report['images_per_condition']} photos per condition (seed {report['seed']}), "
-        "the same test digits in every condition. *ours*: `digitrec.preprocess.photo_to_mnist`; *naive*: the "
+        "the same test digits in every condition. *ours*: `digitrec.images.photo.photo_to_mnist`; *naive*: the "
         "report's pipeline (threshold at the mean gray, invert, squeeze to 28x28). A photo our pipeline refuses "
         "(no digit or several digits found) counts as wrong; *refused* is their share.",
         "",

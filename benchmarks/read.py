@@ -3,7 +3,7 @@
     python -m benchmarks.read --model default --per-cell 200            # writes results/read/table.md, .json, .png
     python -m benchmarks.read --write-examples examples                # the example strips in examples/
 
-The strips are made again from the seed each time (digitrec.strips). Only `--split test` (MNIST test digits, the
+The strips are made again from the seed each time (digitrec.synthetic.strips). Only `--split test` (MNIST test digits, the
 default) is reported; `--split train` draws from the tuning digits (the last 5,000 of MNIST's training file), for
 trying out changes to the reader without looking at the test digits.
 """
@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from digitrec.data import LabelledImages, load_split
+from digitrec.data.datasets import LabelledImages, load_split
 from digitrec.errors import DigitrecError
 from digitrec.fileio import save_figure_atomic, write_json_atomic, write_text_atomic
-from digitrec.recognizer import SHIPPED_PIECE_MODEL, Recognizer
-from digitrec.strips import (
+from digitrec.inference.recognizer import SHIPPED_PIECE_MODEL, Recognizer
+from digitrec.synthetic.photos import CONDITIONS
+from digitrec.synthetic.strips import (
     BASELINE_JITTER,
     DIGIT_HEIGHT_RANGE_PX,
     GAP_RANGE,
@@ -37,7 +38,6 @@ from digitrec.strips import (
     reading_of,
     write_example_strips,
 )
-from digitrec.synth import CONDITIONS
 
 TUNING_INDICES = range(55_000, 60_000)  # MNIST training images kept for tuning the reader (never for training it)
 TABLE_LENGTH = 4  # the per-condition table shows the cells of this many digits
@@ -134,13 +134,13 @@ def condition_table(report: dict) -> list[str]:
 def how_strips_are_made(split: str) -> str:
     low, high = DIGIT_HEIGHT_RANGE_PX
     return (
-        f"How the strips are made (`digitrec.strips`): random MNIST {split} digits written on one line, {low:.0f}-"
+        f"How the strips are made (`digitrec.synthetic.strips`): random MNIST {split} digits written on one line, {low:.0f}-"
         f"{high:.0f} px tall (less for long numbers, to keep photos under about {MAX_STRIP_WIDTH_PX:,} px wide), each "
         f"digit with its own size (±{SCALE_JITTER:.0%}), baseline (±{BASELINE_JITTER:.0%} of the height) and slant "
         f"(±{SLANT_JITTER_DEG:.0f}°). Neighbours are {GAP_RANGE[0]:.0%}-{GAP_RANGE[1]:.0%} of the digit height apart "
         "(between their inks) or, for the asked share of pairs, run into each other by up to a stroke width; "
         "*touching pairs* counts the pairs whose inks are connected in the rendered strip. Paper, ink, ruling, light "
-        "and camera come from the photo condition (`digitrec.synth`); its rotation turns the whole line."
+        "and camera come from the photo condition (`digitrec.synthetic.photos`); its rotation turns the whole line."
     )
 
 

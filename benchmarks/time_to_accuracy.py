@@ -2,7 +2,7 @@
 
     python -m benchmarks.time_to_accuracy [--threads 2] [--out results/bench]
 
-Each recipe trains with `digitrec.train.fit`; after every epoch the checkpoint is evaluated on the 10,000 test
+Each recipe trains with `digitrec.training.loop.fit`; after every epoch the checkpoint is evaluated on the 10,000 test
 images (a measurement only: nothing is chosen with it). Time counts training and its per-epoch validation, not data
 loading nor these test evaluations. Writes time_to_accuracy.json and .md.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from digitrec.checkpoint import load_model
-from digitrec.evaluate import accuracy_and_loss
+from digitrec.evaluation.report import accuracy_and_loss
 from digitrec.fileio import write_json_atomic, write_text_atomic
-from digitrec.train import TrainConfig, fit, load_test_tensors
+from digitrec.training.checkpoint import load_model
+from digitrec.training.loop import TrainConfig, fit, load_test_tensors
 
 THRESHOLDS = (0.985, 0.990, 0.992, 0.995)
 RECIPES = {

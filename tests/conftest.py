@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitrec.data import LabelledImages, load_split
+from digitrec.data.datasets import LabelledImages, load_split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO_ROOT.parent / "shared" / "data" / "mnist"
@@ -54,7 +54,7 @@ def digit_examples(split: LabelledImages, per_class: int) -> tuple[np.ndarray, n
 @pytest.fixture(scope="session")
 def tiny_checkpoint(mnist_dir: Path, tmp_path_factory) -> Path:
     """A real (small) trained checkpoint: digitnet-small, 2 epochs on 6,000 MNIST training images."""
-    from digitrec.train import TrainConfig, fit
+    from digitrec.training.loop import TrainConfig, fit
 
     config = TrainConfig.for_model(
         "digitnet-small", epochs=2, train_subset=6000, validation_size=1000, test_subset=1000

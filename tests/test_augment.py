@@ -2,7 +2,7 @@
 
 import torch
 
-from digitrec.augment import apply_affine, fixed_affine, random_rotation, rotation_matrices
+from digitrec.training.augment import apply_affine, fixed_affine, random_rotation, rotation_matrices
 
 
 def test_zero_rotation_is_identity(mnist_test):

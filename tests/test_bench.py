@@ -1,7 +1,7 @@
 """The benchmark's FLOP count and peak estimate, on values computed by hand."""
 
 from benchmarks.bench import count_forward_flops, cpu_peak, peak_share
-from digitrec.models import build_model
+from digitrec.models.registry import build_model
 
 
 def test_forward_flops_of_paper_case1_match_the_hand_count():

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from digitrec import checkpoint
 from digitrec.errors import DigitrecError
-from digitrec.models import build_model
+from digitrec.models.registry import build_model
+from digitrec.training import checkpoint
 
 
 def trained_a_little(model, steps=3):

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitrec import data
-from digitrec.data import MNIST, DigitrecError, encode_idx, load_split, parse_idx
+from digitrec.data import datasets as data
+from digitrec.data.datasets import MNIST, DigitrecError, encode_idx, load_split, parse_idx
 
 MNIST_TEST_CLASS_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # published with MNIST
 

@@ -6,8 +6,8 @@ import socket
 import subprocess
 import sys
 
-from digitrec.checkpoint import read_checkpoint
 from digitrec.cli import main
+from digitrec.training.checkpoint import read_checkpoint
 
 ARGS = ["--model", "paper-case1", "--epochs", "2", "--train-subset", "6000", "--validation-size", "500",
         "--test-subset", "2000", "--batch-size", "64", "--normalization", "unit", "--json"]  # fmt: skip

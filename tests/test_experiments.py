@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from digitrec import experiments
 from digitrec.cli import main
 from digitrec.errors import DigitrecError
+from digitrec.evaluation import experiments
 
 
 def test_mean_std_ci_on_known_values():

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from digitrec.errors import DigitrecError
-from digitrec.models import PAPER_CASES, REGISTRY, build_model, model_entry, parameter_count
-from digitrec.train import l2_penalty
+from digitrec.models.registry import PAPER_CASES, REGISTRY, build_model, model_entry, parameter_count
+from digitrec.training.loop import l2_penalty
 
 # by hand: conv1 1*64*9+64 = 640, conv2/conv3 64*64*9+64 = 36,928 each, dense 64*64+64 = 4,160,
 # 64*32+32 = 2,080, output 32*10+10 = 330; the 4-dense head adds another 64*64+64 = 4,160

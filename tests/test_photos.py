@@ -1,6 +1,6 @@
 """People's own images: the photo pipeline, the synthetic photos, and `digitrec predict` on real files.
 
-Every photo here is made from real MNIST test digits by `digitrec.synth`, written to real files in tmp_path.
+Every photo here is made from real MNIST test digits by `digitrec.synthetic.photos`, written to real files in tmp_path.
 """
 
 from __future__ import annotations
@@ -17,25 +17,22 @@ from PIL import Image
 from digitrec import Recognizer
 from digitrec.cli import main
 from digitrec.errors import DigitrecError
-from digitrec.imagefiles import MAX_IMAGE_PIXELS
-from digitrec.preprocess import (
+from digitrec.images.files import MAX_IMAGE_PIXELS
+from digitrec.images.framing import (
     MNIST_SKEW_RANGE,
     MNIST_STROKE_RANGE_PX,
     STROKE_BOX_PX,
     deskew,
-    gray_to_mnist,
-    ink_strength,
     mask_to_mnist,
     mnist_frame,
     moments_skew,
-    naive_photo_to_mnist,
-    photo_stages,
-    photo_to_mnist,
     scale_to_box,
     stroke_width_px,
     tight_crop,
 )
-from digitrec.synth import (
+from digitrec.images.gray_view import gray_to_mnist, ink_strength
+from digitrec.images.photo import naive_photo_to_mnist, photo_stages, photo_to_mnist
+from digitrec.synthetic.photos import (
     CONDITIONS,
     condition_generator,
     evaluate_photos,
@@ -359,7 +356,7 @@ def test_sixteen_bit_png_and_cmyk_jpeg_read_like_their_8_bit_rgb_originals(mnist
     Image.fromarray(photo).convert("CMYK").save(tmp_path / "print.jpg", quality=95)
     assert Image.open(tmp_path / "print.jpg").mode == "CMYK"
     reference = photo_to_mnist(gray)
-    from digitrec.preprocess import photo_file_to_mnist
+    from digitrec.images.photo import photo_file_to_mnist
 
     assert best_shifted_correlation(photo_file_to_mnist(tmp_path / "deep.png"), reference) > 0.97
     assert best_shifted_correlation(photo_file_to_mnist(tmp_path / "print.jpg"), reference) > 0.9

@@ -1,4 +1,4 @@
-"""The reader's piece model (digitrec.pieces, digitrec.piece_training): its two views of a piece, the labels it
+"""The reader's piece model (digitrec.reading.pieces, digitrec.training.pieces): its two views of a piece, the labels it
 learns from, and the shipped model on pieces of strips of MNIST *test* digits (it was trained on training digits
 only)."""
 
@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 
 from digitrec import Recognizer
-from digitrec.checkpoint import load_model, resolve_model_path
 from digitrec.cli import main
 from digitrec.errors import DigitrecError
-from digitrec.piece_training import (
+from digitrec.reading.cuts import candidate_pieces
+from digitrec.reading.lines import LineInk
+from digitrec.reading.pieces import CONTEXT_DIGIT_PX, CONTEXT_OTHER_INK, NOT_A_DIGIT, context_view, load_piece_scorer
+from digitrec.synthetic.strips import render_strip, strip_generator
+from digitrec.training.checkpoint import load_model, resolve_model_path
+from digitrec.training.pieces import (
     IGNORED,
     TRAINING_CONDITIONS,
     balanced,
@@ -22,9 +26,6 @@ from digitrec.piece_training import (
     piece_dataset,
     piece_label,
 )
-from digitrec.pieces import CONTEXT_DIGIT_PX, CONTEXT_OTHER_INK, NOT_A_DIGIT, context_view, load_piece_scorer
-from digitrec.reading import LineInk, candidate_pieces
-from digitrec.strips import render_strip, strip_generator
 
 
 def two_bars_line(height: int = 56) -> LineInk:

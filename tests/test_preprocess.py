@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from digitrec.errors import DigitrecError
-from digitrec.preprocess import (
+from digitrec.images.normalize import (
     keras_l2_normalize,
     normalize_images,
     normalize_paper,

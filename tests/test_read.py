@@ -13,9 +13,11 @@ import pytest
 
 from digitrec import Recognizer
 from digitrec.cli import main
-from digitrec.piece_training import OTHER_DIGIT_SHARE, WHOLE_DIGIT_SHARE
-from digitrec.reading import CUT_PENALTY, NO_DIGITS, Cut, candidate_cuts, piece_mask
-from digitrec.strips import render_strip, strip_generator
+from digitrec.reading.cuts import Cut, candidate_cuts, piece_mask
+from digitrec.reading.results import NO_DIGITS
+from digitrec.reading.segmentation import CUT_PENALTY
+from digitrec.synthetic.strips import render_strip, strip_generator
+from digitrec.training.pieces import OTHER_DIGIT_SHARE, WHOLE_DIGIT_SHARE
 
 PAPER = 245
 SCALE = 4  # MNIST's 28 px digits written 112 px tall
@@ -71,7 +73,7 @@ def test_numbers_written_apart_are_read_left_to_right_with_boxes(mnist_test, rec
 
 
 def test_touching_pairs_are_split_and_never_over_read(mnist_test, recognizer):
-    """Pairs of digits whose inks touch (digitrec.strips), on clean paper, cut where the piece model says both
+    """Pairs of digits whose inks touch (digitrec.synthetic.strips), on clean paper, cut where the piece model says both
     pieces are whole digits."""
     right = 0
     for index in range(12):
@@ -183,7 +185,7 @@ def test_cli_table_shows_the_text(mnist_test, tmp_path, capsys):
 def test_http_read_gives_text_boxes_and_4xx_for_bad_input(mnist_test):
     from fastapi.testclient import TestClient
 
-    from digitrec.server import create_app
+    from digitrec.serve.app import create_app
 
     digits, truth = pick_digits(mnist_test, 4, 6)
     _, png = cv2.imencode(".png", number_image(digits, [6, 9, 6]))

@@ -10,10 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from digitrec import Recognizer, checkpoint
-from digitrec.calibration import calibrate_checkpoint
+from digitrec import Recognizer
 from digitrec.errors import DigitrecError
-from digitrec.export import export_onnx, onnx_logits, onnx_session_for
+from digitrec.evaluation.calibration import calibrate_checkpoint
+from digitrec.training import checkpoint
+from digitrec.training.export import export_onnx, onnx_logits, onnx_session_for
 from tests.conftest import digit_examples
 
 
@@ -78,8 +79,8 @@ def test_calibration_is_fit_on_validation_and_used_by_the_recognizer(tiny_checkp
 def test_onnx_export_matches_torch_on_1000_test_images(tiny_checkpoint, mnist_test, tmp_path):
     import onnxruntime as ort
 
-    from digitrec.evaluate import predict_logits
-    from digitrec.preprocess import to_model_inputs
+    from digitrec.evaluation.report import predict_logits
+    from digitrec.images.normalize import to_model_inputs
 
     model, metadata = checkpoint.load_model(tiny_checkpoint)
     inputs = to_model_inputs(mnist_test.images[:1000], metadata["config"]["normalization"])
@@ -117,8 +118,8 @@ def test_shipped_default_model_works_without_training(mnist_test, capsys, mnist_
 
 
 def test_default_model_onnx_matches_torch_on_1000_test_images(mnist_test):
-    from digitrec.evaluate import predict_logits
-    from digitrec.preprocess import to_model_inputs
+    from digitrec.evaluation.report import predict_logits
+    from digitrec.images.normalize import to_model_inputs
 
     model, metadata = checkpoint.load_model(checkpoint.resolve_model_path("default"))
     inputs = to_model_inputs(mnist_test.images[:1000], metadata["config"]["normalization"])
@@ -140,9 +141,9 @@ def test_default_model_reads_every_example_image(capsys):
 
 
 def test_test_time_views_average_probabilities_and_can_be_switched_off(mnist_test):
-    from digitrec.augment import fixed_affine
-    from digitrec.evaluate import average_over_views, predict_logits
-    from digitrec.preprocess import to_model_inputs
+    from digitrec.evaluation.report import average_over_views, predict_logits
+    from digitrec.images.normalize import to_model_inputs
+    from digitrec.training.augment import fixed_affine
 
     with_views, without = Recognizer.load(), Recognizer.load(tta=False)
     assert len(with_views.views) == 5 and without.views == []
@@ -159,7 +160,7 @@ def test_test_time_views_average_probabilities_and_can_be_switched_off(mnist_tes
 
 
 def test_tta_search_counts_validation_images_per_view_set(tiny_checkpoint, mnist_dir, capsys):
-    from digitrec.calibration import compare_view_sets
+    from digitrec.evaluation.calibration import compare_view_sets
 
     candidates = {"none": [(0.0, 1.0)], "rotate 6": [(0.0, 1.0), (6.0, 1.0), (-6.0, 1.0)]}
     comparison = compare_view_sets([tiny_checkpoint], mnist_dir, candidates)

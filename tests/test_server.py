@@ -19,7 +19,7 @@ from PIL import Image
 
 from digitrec import Recognizer
 from digitrec.cli import EXIT_BAD_INPUT, main
-from digitrec.server import MAX_IMAGE_PIXELS, MicroBatcher, create_app
+from digitrec.serve.app import MAX_IMAGE_PIXELS, MicroBatcher, create_app
 from tests.conftest import digit_examples
 
 API_KEY = "test-key-123"
@@ -271,7 +271,7 @@ def test_unbatched_server_gives_the_same_answers(tiny_checkpoint, client, digits
 
 
 def test_importing_the_server_loads_no_model_and_no_torch():
-    code = "import sys, digitrec.server; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, digitrec.serve.app; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

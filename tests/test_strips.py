@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from digitrec.errors import DigitrecError
-from digitrec.strips import (
+from digitrec.synthetic.strips import (
     GAP_RANGE,
     INK_THRESHOLD,
     MAX_STRIP_WIDTH_PX,

@@ -9,9 +9,9 @@ import time
 import pytest
 import torch
 
-from digitrec import checkpoint
 from digitrec.errors import DigitrecError
-from digitrec.train import TrainConfig, fit, learning_rate_at, prepare_training_data, train_epoch
+from digitrec.training import checkpoint
+from digitrec.training.loop import TrainConfig, fit, learning_rate_at, prepare_training_data, train_epoch
 
 SMALL = {"train_subset": 4000, "validation_size": 500, "test_subset": 2000}
 
@@ -32,8 +32,8 @@ def test_model_can_overfit_one_batch(mnist_dir):
                                    normalization="unit")  # fmt: skip
     data = prepare_training_data(config, mnist_dir)
     torch.manual_seed(0)
-    from digitrec.models import build_model
-    from digitrec.train import make_optimizer
+    from digitrec.models.registry import build_model
+    from digitrec.training.loop import make_optimizer
 
     model = build_model(config.model)
     optimizer = make_optimizer(config, model.parameters())

@@ -11,7 +11,7 @@ __all__ = ["DigitrecError", "Recognizer", "Prediction"]
 def __getattr__(name: str):
     """`from digitrec import Recognizer` without importing torch for `import digitrec` alone."""
     if name in ("Recognizer", "Prediction"):
-        from digitrec import recognizer
+        from digitrec.inference import recognizer
 
         return getattr(recognizer, name)
     raise AttributeError(f"module 'digitrec' has no attribute {name!r}")

@@ -20,7 +20,7 @@ EXIT_BAD_INPUT = 2
 
 
 def add_train_parser(commands) -> None:
-    from digitrec.train import TrainConfig
+    from digitrec.training.loop import TrainConfig
 
     parser = commands.add_parser(
         "train",
@@ -82,7 +82,7 @@ def seed_list(text: str) -> list[int]:
 
 
 def add_piece_model_parser(commands) -> None:
-    from digitrec.piece_training import PieceTrainConfig
+    from digitrec.training.pieces import PieceTrainConfig
 
     defaults = PieceTrainConfig()
     parser = commands.add_parser(
@@ -126,7 +126,7 @@ def add_experiments_parser(commands) -> None:
 
 
 def add_serve_parser(commands) -> None:
-    from digitrec import server
+    from digitrec.serve import app as server
 
     parser = commands.add_parser(
         "serve",
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train_config_from_args(args: argparse.Namespace):
-    from digitrec.train import TrainConfig
+    from digitrec.training.loop import TrainConfig
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -215,7 +215,7 @@ def format_epoch(record, epochs: int) -> str:
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from digitrec.train import fit
+    from digitrec.training.loop import fit
 
     config = train_config_from_args(args)
     if args.print_config:
@@ -239,7 +239,7 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_piece_model(args: argparse.Namespace) -> int:
-    from digitrec.piece_training import PieceTrainConfig, make_piece_model
+    from digitrec.training.pieces import PieceTrainConfig, make_piece_model
 
     config = PieceTrainConfig(
         training_strips=args.strips, validation_strips=args.validation_strips, epochs=args.epochs, seed=args.seed
@@ -257,8 +257,8 @@ def command_piece_model(args: argparse.Namespace) -> int:
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
-    from digitrec.checkpoint import WEIGHTS_DIR, resolve_model_path
-    from digitrec.evaluate import evaluate_checkpoint
+    from digitrec.evaluation.report import evaluate_checkpoint
+    from digitrec.training.checkpoint import WEIGHTS_DIR, resolve_model_path
 
     paths = [resolve_model_path(p) for p in args.checkpoint or [args.model]]
     if len(paths) > 1 or paths[0].parent == WEIGHTS_DIR:
@@ -280,7 +280,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
 
 
 def command_models(args: argparse.Namespace) -> int:
-    from digitrec.models import REGISTRY, build_model, parameter_count
+    from digitrec.models.registry import REGISTRY, build_model, parameter_count
 
     rows = [
         {"name": e.name, "parameters": parameter_count(build_model(e.name)), "description": e.description,
@@ -296,8 +296,8 @@ def command_models(args: argparse.Namespace) -> int:
 
 
 def command_experiments(args: argparse.Namespace) -> int:
-    from digitrec.data import load_split
-    from digitrec.experiments import GridConfig, recorded_runs, run_grid, write_report
+    from digitrec.data.datasets import load_split
+    from digitrec.evaluation.experiments import GridConfig, recorded_runs, run_grid, write_report
 
     baselines = [] if args.baselines == "none" else [b for b in args.baselines.split(",") if b]
     cases = [] if args.grid == "baselines" else args.cases
@@ -323,7 +323,7 @@ def command_experiments(args: argparse.Namespace) -> int:
 
 
 def command_calibrate(args: argparse.Namespace) -> int:
-    from digitrec.calibration import calibrate_checkpoint
+    from digitrec.evaluation.calibration import calibrate_checkpoint
 
     calibration = calibrate_checkpoint(
         args.checkpoint, data_dir=args.data_dir, report_dir=args.report_dir, tta=args.tta
@@ -340,7 +340,7 @@ def command_calibrate(args: argparse.Namespace) -> int:
 
 
 def command_tta_search(args: argparse.Namespace) -> int:
-    from digitrec.calibration import compare_view_sets
+    from digitrec.evaluation.calibration import compare_view_sets
     from digitrec.fileio import write_json_atomic
 
     comparison = compare_view_sets(args.checkpoint, data_dir=args.data_dir)
@@ -359,7 +359,7 @@ def command_tta_search(args: argparse.Namespace) -> int:
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from digitrec.export import export
+    from digitrec.training.export import export
 
     print(export(args.checkpoint, args.out, args.format))
     return 0
@@ -418,8 +418,8 @@ def format_predictions_table(results) -> str:
 def command_predict(args: argparse.Namespace) -> int:
     import csv
 
-    from digitrec.predict import predict_files
-    from digitrec.recognizer import Recognizer
+    from digitrec.inference.files import predict_files
+    from digitrec.inference.recognizer import Recognizer
 
     recognizer = Recognizer.load(args.model, backend=args.backend, tta=args.tta)
     results = predict_files(recognizer, args.paths, debug_dir=args.debug_dir)
@@ -435,7 +435,7 @@ def command_predict(args: argparse.Namespace) -> int:
 
 
 def add_read_parser(commands) -> None:
-    from digitrec.recognizer import SHIPPED_PIECE_MODEL
+    from digitrec.inference.recognizer import SHIPPED_PIECE_MODEL
 
     parser = commands.add_parser(
         "read",
@@ -474,8 +474,8 @@ def format_readings_table(results) -> str:
 
 
 def command_read(args: argparse.Namespace) -> int:
-    from digitrec.predict import read_files
-    from digitrec.recognizer import Recognizer
+    from digitrec.inference.files import read_files
+    from digitrec.inference.recognizer import Recognizer
 
     pieces = None if args.pieces == "none" else args.pieces
     recognizer = Recognizer.load(args.model, backend=args.backend, tta=args.tta, pieces=pieces)
@@ -488,8 +488,8 @@ def command_read(args: argparse.Namespace) -> int:
 
 
 def command_serve(args: argparse.Namespace) -> int:
-    from digitrec.checkpoint import resolve_model_path
-    from digitrec.server import API_KEY_ENV, ServerSettings, run_server
+    from digitrec.serve.app import API_KEY_ENV, ServerSettings, run_server
+    from digitrec.training.checkpoint import resolve_model_path
 
     if args.workers < 1:
         raise DigitrecError(f"--workers must be at least 1, got {args.workers}")

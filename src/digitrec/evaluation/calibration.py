@@ -10,10 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digitrec import checkpoint
-from digitrec.augment import fixed_affine
-from digitrec.data import dataset_spec, load_split, training_and_validation
-from digitrec.evaluate import (
+from digitrec.data.datasets import dataset_spec, load_split, training_and_validation
+from digitrec.evaluation.report import (
     average_over_views,
     error_at_coverage,
     expected_calibration_error,
@@ -24,9 +22,12 @@ from digitrec.evaluate import (
     test_time_views,
 )
 from digitrec.fileio import save_figure_atomic, write_json_atomic
-from digitrec.preprocess import to_model_inputs
+from digitrec.images.normalize import to_model_inputs
+from digitrec.training import checkpoint
+from digitrec.training.augment import fixed_affine
 
 TARGET_COVERAGE = 0.99  # the unsure threshold answers this share of validation images
+
 
 # Candidate test-time view sets, (rotation degrees, scale) each, compared on validation by `tta-search`.
 VIEW_CANDIDATES: dict[str, list[tuple[float, float]]] = {

@@ -29,23 +29,47 @@ from tqdm import tqdm
 
 from digitrec.errors import DigitrecError
 from digitrec.fileio import write_bytes_atomic
-from digitrec.synth import CONDITIONS, Scene, base_scene, lighting, paper, pen_stroke, photograph
+from digitrec.synthetic.photos import CONDITIONS, Scene, base_scene, lighting, paper, pen_stroke, photograph
 
 MNIST_SIDE_PX = 28  # an MNIST digit's field
+
+
 INK_THRESHOLD = 0.5  # coverage above which a pixel counts as ink (half way through the pen's edge)
+
 
 # the line as a person writes it; heights and gaps are fractions of the strip's digit height (the MNIST 20 px box)
 DIGIT_HEIGHT_RANGE_PX = (60.0, 120.0)  # a number photographed to be read: large enough, small enough to stay light
+
+
 MAX_STRIP_WIDTH_PX = 1600  # the digit height is capped so that even the widest line fits about this width
+
+
 WIDEST_ADVANCE = 1.4  # a wide digit (0.85) enlarged 10% and the widest gap (0.45); 360 strips measured <= 1.1
+
+
 SCALE_JITTER = 0.10  # each digit is up to 10% larger or smaller than the line's height
+
+
 BASELINE_JITTER = 0.08  # each digit's bottom is up to 8% of the height above or below the line
+
+
 SLANT_JITTER_DEG = 4.0  # each digit leans up to 4° either way, independently of its neighbours
+
+
 GAP_RANGE = (0.10, 0.45)  # clear space between the ink extents of two digits that do not touch
+
+
 OVERLAP_RANGE_STROKES = (0.2, 1.0)  # how far a touching digit runs into its neighbour, in widths of the pen's stroke
+
+
 MAX_OVERLAP_OF_WIDTH = 0.25  # and at most this share of the narrower digit's width (a 1 is not written over a 0)
+
+
 CONTACT_REACH = 0.25  # where two digits meet, rows this far above and below (fraction of the height) count too
+
+
 MARGIN_RANGE = (0.3, 0.9)  # paper on each side of the line
+
 
 # synth's conditions that make sense for a line of digits (see the report); the others are left out because:
 #   perspective: synth moves the corners by 5-12% of each canvas side, on a wide strip up to 190 px sideways,
@@ -56,8 +80,13 @@ READING_CONDITIONS = [
     "clean", "blue-ink", "coloured-paper", "pencil", "lighting-gradient", "shadow", "ruled-paper", "grid-paper",
     "jpeg", "blur", "noise", "thick-pen", "thin-pen", "light-on-dark", "combined",
 ]  # fmt: skip
+
+
 FAILURES_PER_CELL = 5  # wrong readings kept as examples in each cell of the report
+
+
 TOUCHING_FRACTION_STEPS = 1000  # a touching fraction enters the seed in thousandths
+
 
 Box = tuple[int, int, int, int]  # (x, y, width, height) in image pixels
 
@@ -115,9 +144,6 @@ def strip_scene(condition: str, digit_height_px: float, rng: np.random.Generator
     _, apply = CONDITIONS[condition]
     scene = apply(dataclasses.replace(base_scene(rng), digit_height_px=digit_height_px), rng)
     return dataclasses.replace(scene, digit_height_px=digit_height_px)
-
-
-# ----------------------------------------------------------------------------------------------------- layout
 
 
 def digit_patch(digit: np.ndarray, scene: Scene) -> np.ndarray:
@@ -305,9 +331,6 @@ def ink_box(ink: np.ndarray) -> Box:
     return (int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1))
 
 
-# -------------------------------------------------------------------------------------------------- rendering
-
-
 def photograph_coverage(coverage: np.ndarray, scene: Scene, rng: np.random.Generator) -> np.ndarray:
     """Ink coverage (H, W) written on the scene's paper, lit and photographed -> uint8 RGB."""
     ink = coverage[:, :, None]
@@ -356,9 +379,6 @@ def render_strip(
         coverage=coverage,
         digit_ink=digit_ink,
     )
-
-
-# ------------------------------------------------------------------------------------------------- evaluation
 
 
 def strip_generator(
@@ -541,8 +561,6 @@ def evaluate_reading(
     }
 
 
-# --------------------------------------------------------------------------------------------------- examples
-
 # (condition, number length, touching fraction, file format): the strips written for the README
 EXAMPLE_STRIPS = [
     ("clean", 4, 0.0, "png"),
@@ -554,6 +572,8 @@ EXAMPLE_STRIPS = [
     ("lighting-gradient", 4, 1.0, "jpg"),
     ("combined", 10, 0.3, "jpg"),
 ]
+
+
 EXAMPLE_JPEG_QUALITY = 85
 
 

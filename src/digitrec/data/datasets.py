@@ -24,14 +24,28 @@ from digitrec.fileio import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
+
 DATA_DIR_ENV = "DIGITREC_DATA"
+
+
 DEFAULT_DATA_DIR = Path("~/.cache/digitrec/mnist")
 
+
 IDX_DTYPE_UINT8 = 0x08  # the only element type MNIST-style files use
+
+
 GZIP_MAGIC = b"\x1f\x8b"
+
+
 DOWNLOAD_CHUNK_BYTES = 1 << 16
+
+
 DOWNLOAD_TIMEOUT_S = 30
+
+
 DOWNLOAD_TRIES_PER_MIRROR = 2
+
+
 SPLITS = ("train", "test")
 
 
@@ -80,6 +94,7 @@ MNIST = DatasetSpec(
     ),
 )
 
+
 FASHION_MNIST = DatasetSpec(
     name="fashion-mnist",
     class_names=(
@@ -98,6 +113,7 @@ FASHION_MNIST = DatasetSpec(
     mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
 )
 
+
 DATASETS = {spec.name: spec for spec in (MNIST, FASHION_MNIST)}
 
 
@@ -112,9 +128,6 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The data folder: the given one, else $DIGITREC_DATA, else ~/.cache/digitrec/mnist."""
     chosen = data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
     return Path(chosen).expanduser()
-
-
-# ---------------------------------------------------------------------------------------------- IDX format
 
 
 def parse_idx(content: bytes, source: str) -> np.ndarray:
@@ -186,9 +199,6 @@ def read_idx_file(path: Path, expected_sha256: str | None = None) -> np.ndarray:
     return parse_idx(content, str(path))
 
 
-# ------------------------------------------------------------------------------------------------ download
-
-
 def download_file(url: str, destination: Path, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> bytes:
     """Fetch url into memory with a progress bar; raise OSError/URLError on failure."""
     with urllib.request.urlopen(url, timeout=timeout_s) as response:
@@ -245,9 +255,6 @@ def ensure_files(
             f"(or point --data-dir / ${DATA_DIR_ENV} at a folder that has them)"
         )
     return found  # type: ignore[return-value]
-
-
-# ---------------------------------------------------------------------------------------- loading, splits
 
 
 @dataclass(frozen=True)

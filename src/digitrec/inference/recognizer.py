@@ -14,15 +14,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digitrec import checkpoint
 from digitrec.errors import DigitrecError
-from digitrec.evaluate import average_over_views, predict_logits, test_time_views
-from digitrec.pieces import load_piece_scorer
-from digitrec.preprocess import photo_file_to_mnist, photo_to_mnist, to_model_inputs
-from digitrec.reading import NumberReading, PieceScorer, confidence_scorer, read_number
+from digitrec.evaluation.report import average_over_views, predict_logits, test_time_views
+from digitrec.images.normalize import to_model_inputs
+from digitrec.images.photo import photo_file_to_mnist, photo_to_mnist
+from digitrec.reading.pieces import load_piece_scorer
+from digitrec.reading.reader import read_number
+from digitrec.reading.results import NumberReading
+from digitrec.reading.segmentation import PieceScorer, confidence_scorer
+from digitrec.training import checkpoint
 
 DEFAULT_UNSURE_THRESHOLD = 0.5  # used when a checkpoint carries no calibrated threshold
-SHIPPED_PIECE_MODEL = "piece-scorer"  # the reader's piece model shipped in the package (digitrec.pieces)
+
+
+SHIPPED_PIECE_MODEL = "piece-scorer"  # the reader's piece model shipped in the package (digitrec.reading.pieces)
+
+
 BACKENDS = ("torch", "onnx")
 
 
@@ -82,7 +89,7 @@ class Recognizer:
         calibration = metadata.get("calibration", {})
         session = None
         if backend == "onnx":
-            from digitrec.export import onnx_session_for
+            from digitrec.training.export import onnx_session_for
 
             session = onnx_session_for(torch_model, metadata)
         return cls(
@@ -128,7 +135,7 @@ class Recognizer:
     def raw_logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """The model's logits of model-ready inputs `(N, C, H, W)`, on the chosen backend."""
         if self.onnx_session is not None:
-            from digitrec.export import onnx_logits
+            from digitrec.training.export import onnx_logits
 
             return torch.from_numpy(onnx_logits(self.onnx_session, inputs.numpy()))
         return predict_logits(self.model, inputs)
@@ -148,7 +155,7 @@ class Recognizer:
         """Every digit in a photo, scan or drawing of one or more numbers (path, PIL image or array), in lines of
         writing read left to right: `.text`, `.digits` (digit, confidence, box, unsure), `.lines`, `.separators`."""
         if isinstance(x, str | os.PathLike):
-            from digitrec.imagefiles import read_single_image
+            from digitrec.images.files import read_single_image
 
             x = read_single_image(x).image
         return read_number(

@@ -38,23 +38,47 @@ from digitrec import __version__
 from digitrec.errors import DigitrecError
 
 if TYPE_CHECKING:
-    from digitrec.recognizer import Prediction, Recognizer
+    from digitrec.inference.recognizer import Prediction, Recognizer
+
 
 MAX_UPLOAD_MB = 10.0  # request bodies above this are refused with 413 before being read whole
+
+
 MAX_IMAGE_PIXELS = 40_000_000  # width * height, read from the header before decoding: a 40 MP phone photo at most
+
+
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")  # what Pillow may decode; no other decoder is reachable
+
+
 UPLOAD_TYPES = {"image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "application/octet-stream"}
+
+
 REQUEST_TIMEOUT_S = 10.0  # reading, decoding and predicting one request; past it the answer is 503
+
+
 BATCH_WINDOW_MS = 0.0  # a batch is what queued while the last pass ran; a 2 ms wait measured no better (results/serve)
+
+
 MAX_BATCH_SIZE = 64  # images per forward pass
+
+
 MULTIPART_MAX_FIELDS = 8  # a predict form has one field; refuse forms built to exhaust the parser
+
+
 API_KEY_ENV = "DIGITREC_API_KEY"
+
+
 SETTINGS_ENV = "DIGITREC_SERVE_SETTINGS"  # how `--workers N` hands the settings to each worker process
+
+
 WEB_DIR = Path(__file__).parent / "web"
+
+
 PAGE_HEADERS = {  # the page loads only its own files: no CDN, works offline
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
 }
+
 
 access_log = logging.getLogger("digitrec.access")
 
@@ -75,9 +99,6 @@ class ServerSettings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
-
-
-# --- predicting: one request at a time, or concurrent requests stacked into one forward pass ---
 
 
 class DirectPredictor:
@@ -165,9 +186,6 @@ def make_predictor(recognizer: Recognizer, settings: ServerSettings) -> DirectPr
     if not settings.batching:
         return DirectPredictor(recognizer)
     return MicroBatcher(recognizer, settings.batch_window_ms / 1000, settings.max_batch_size)
-
-
-# --- reading a request's image, validated at the edge ---
 
 
 class ImageBase64Body(BaseModel):
@@ -369,9 +387,9 @@ async def time_limit(seconds: float):
         raise HTTPException(status_code=503, detail=f"no answer within {seconds:g} s; try again later") from None
 
 
-# --- routes ---
-
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
 bearer_token = HTTPBearer(auto_error=False)
 
 
@@ -405,6 +423,8 @@ PREDICT_BODY_DOCS = {
         },
     }
 }
+
+
 ERROR_DOCS = {
     401: {"description": "missing or wrong API key (when the server has one)"},
     413: {"description": "request body over the upload limit"},
@@ -412,6 +432,7 @@ ERROR_DOCS = {
     422: {"description": "undecodable image, image over the pixel limit, or pixels of the wrong shape"},
     503: {"description": "no answer within the per-request time limit"},
 }
+
 
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
 
@@ -493,9 +514,6 @@ async def page() -> FileResponse:
     return FileResponse(WEB_DIR / "index.html", headers=PAGE_HEADERS)
 
 
-# --- the app ---
-
-
 class AccessLogMiddleware:
     """One JSON line per request on the `digitrec.access` logger."""
 
@@ -533,7 +551,7 @@ def access_record(scope, status: int, seconds: float) -> str:
 async def lifespan(app: FastAPI):
     import torch
 
-    from digitrec.recognizer import Recognizer
+    from digitrec.inference.recognizer import Recognizer
 
     settings: ServerSettings = app.state.settings
     if settings.threads:
@@ -587,4 +605,4 @@ def run_server(settings: ServerSettings, host: str, port: int, workers: int = 1)
         uvicorn.run(create_app(**asdict(settings)), **options)
         return
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
-    uvicorn.run("digitrec.server:create_app_from_env", factory=True, workers=workers, **options)
+    uvicorn.run("digitrec.serve.app:create_app_from_env", factory=True, workers=workers, **options)

@@ -19,20 +19,41 @@ from tqdm import tqdm
 
 from digitrec.errors import DigitrecError
 from digitrec.fileio import write_bytes_atomic
-from digitrec.preprocess import naive_photo_to_mnist, photo_to_mnist
+from digitrec.images.photo import naive_photo_to_mnist, photo_to_mnist
 
 MNIST_BOX_PX = 20  # an MNIST digit's longer side inside its 28x28 field
+
+
 MNIST_STROKE_PER_BOX = 2.5 / 20  # MNIST's median stroke width, as a fraction of the 20 px box
+
+
 WHITE = 255
+
+
 RGB = tuple[int, int, int]
 
+
 BALLPOINT_BLUE = (30, 50, 160)
+
+
 RULE_BLUE = (150, 185, 230)
+
+
 MARGIN_RED = (220, 110, 120)
+
+
 GRID_GRAY_BLUE = (165, 185, 210)
+
+
 BLACKBOARD = (40, 58, 48)
+
+
 CHALK = (228, 228, 216)
+
+
 PAPER_COLOURS = [(245, 230, 140), (245, 200, 210), (200, 235, 190), (195, 215, 245), (250, 215, 170)]
+
+
 INK_COLOURS = [(190, 30, 30), (30, 120, 50), (30, 50, 160), (100, 40, 130), (20, 20, 20)]
 
 
@@ -188,9 +209,6 @@ def scene_for(condition: str, rng: np.random.Generator) -> Scene:
     return apply(base_scene(rng), rng)
 
 
-# -------------------------------------------------------------------------------------------------- rendering
-
-
 def pen_stroke(digit: np.ndarray, scene: Scene) -> np.ndarray:
     """An MNIST digit -> float ink coverage (0..1) at the scene's scale: enlarged, sharpened, pen, rotation."""
     scale = scene.digit_height_px / MNIST_BOX_PX
@@ -329,9 +347,6 @@ def render_photo(digit: np.ndarray, condition: str, rng: np.random.Generator) ->
     return render_scene(digit, scene_for(condition, rng), rng)
 
 
-# ------------------------------------------------------------------------------------------------- evaluation
-
-
 def condition_generator(seed: int, condition_index: int, image_index: int) -> np.random.Generator:
     """Each image has its own stream: evaluating a subset of conditions, or more images, leaves the others as
     they were (`condition_index` is the condition's place in CONDITIONS; new conditions go at its end)."""
@@ -403,8 +418,6 @@ def accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
     return float((predicted == labels).mean())
 
 
-# --------------------------------------------------------------------------------------------------- examples
-
 # (condition, file format): the photos shipped in examples/, one digit each
 EXAMPLE_CONDITIONS = [
     ("clean", "png"),
@@ -420,7 +433,11 @@ EXAMPLE_CONDITIONS = [
     ("large-canvas", "jpg"),
     ("combined", "jpg"),
 ]
+
+
 EXAMPLE_JPEG_QUALITY = 85
+
+
 EXAMPLE_NOISE_SIGMA = 1.0  # less noise than the benchmark, so that the PNG files stay small
 
 

@@ -17,12 +17,20 @@ from torch import nn
 
 from digitrec.errors import DigitrecError
 from digitrec.fileio import atomic_path
-from digitrec.models import build_model
+from digitrec.models.registry import build_model
 
 METADATA_KEY = "digitrec"
+
+
 MODEL_PREFIX = "model."
+
+
 OPTIMIZER_PREFIX = "optimizer."
+
+
 CHECKPOINT_SUFFIX = ".safetensors"
+
+
 CHECKPOINT_NAME = "checkpoint.safetensors"  # inside a run folder
 
 
@@ -60,7 +68,9 @@ def save_checkpoint(path: Path, model: nn.Module, metadata: dict, optimizer_stat
         save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata)})
 
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"  # models shipped inside the package
+WEIGHTS_DIR = Path(__file__).parent.parent / "weights"  # models shipped inside the package
+
+
 DEFAULT_MODEL = "default"
 
 

@@ -7,11 +7,11 @@ and "not one whole digit") that sees two views of each piece:
   0. the piece as the classifier sees it (`preprocess.mask_to_mnist`), and
   1. the piece in its line: the line's ink around it at a fixed scale (the line's digit height H = CONTEXT_DIGIT_PX),
      the piece's ink bright, its neighbours' dim, so that width, height and what the cut left behind show.
-It learns from the very pieces the reader makes of photo-like strips of MNIST *training* digits (`digitrec.strips`),
+It learns from the very pieces the reader makes of photo-like strips of MNIST *training* digits (`digitrec.synthetic.strips`),
 each labelled by the strip's own record of which digit's ink is where. Its score of a piece is the log of
 1 - P(not one whole digit); the final digits are still read by the main model.
 
-This module is what reading needs (the model's inputs and its scorer); `digitrec.piece_training` makes its data
+This module is what reading needs (the model's inputs and its scorer); `digitrec.training.pieces` makes its data
 and trains it.
 """
 
@@ -23,20 +23,24 @@ import cv2
 import numpy as np
 import torch
 
-from digitrec.checkpoint import load_model
 from digitrec.errors import DigitrecError
-from digitrec.models import MNIST_CLASSES, MNIST_IMAGE_SIZE
-from digitrec.preprocess import mask_to_mnist
-from digitrec.reading import SMALLEST_PROBABILITY, Candidates, LineInk, PieceScorer
+from digitrec.images.framing import mask_to_mnist
+from digitrec.models.registry import MNIST_CLASSES, MNIST_IMAGE_SIZE
+from digitrec.reading.cuts import Candidates
+from digitrec.reading.lines import LineInk
+from digitrec.reading.segmentation import SMALLEST_PROBABILITY, PieceScorer
+from digitrec.training.checkpoint import load_model
 
 NOT_A_DIGIT = MNIST_CLASSES  # class 10: the piece is not one whole digit (part of one, two, or a digit and a bit)
+
+
 PIECE_CLASSES = MNIST_CLASSES + 1
 
+
 CONTEXT_DIGIT_PX = 14  # the line's digit height H in the context view: the 28 px view shows 2 H around the piece
+
+
 CONTEXT_OTHER_INK = 96  # gray level of the line's other ink in the context view (the piece's ink is 255)
-
-
-# ---------------------------------------------------------------------------------------------------- inputs
 
 
 def context_view(line: LineInk, piece: np.ndarray, left_column: int) -> np.ndarray:

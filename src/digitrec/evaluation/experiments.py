@@ -20,20 +20,28 @@ from matplotlib.figure import Figure
 from scipy import stats
 from tqdm import tqdm
 
-from digitrec.checkpoint import load_model
-from digitrec.data import MNIST, load_split, training_and_validation
+from digitrec.data.datasets import MNIST, load_split, training_and_validation
 from digitrec.errors import DigitrecError
-from digitrec.evaluate import predict_logits
+from digitrec.evaluation.report import predict_logits
 from digitrec.fileio import save_figure_atomic, write_json_atomic, write_text_atomic
-from digitrec.models import PAPER_CASES, paper_case_name
-from digitrec.train import TrainConfig, fit, load_test_tensors
+from digitrec.models.registry import PAPER_CASES, paper_case_name
+from digitrec.training.checkpoint import load_model
+from digitrec.training.loop import TrainConfig, fit, load_test_tensors
 
 log = logging.getLogger(__name__)
 
+
 CONFIDENCE_LEVEL = 0.95
+
+
 PAPER_EPOCHS = 20
+
+
 REFERENCE_CASE = 1  # every case is tested against case 1 (McNemar)
+
+
 VALIDATION_SIZE = 5000
+
 
 # The report's table (section 5): min/max train accuracy, min/max validation accuracy, test accuracy, in %.
 # Cases 5-8 were trained without validation data, so those two columns are empty there.
@@ -47,6 +55,8 @@ PAPER_TABLE = {
     7: (90.52, None, 99.33, None, 98.82),
     8: (87.77, None, 99.22, None, 98.37),
 }
+
+
 FIGURES = ("min_train_accuracy", "min_validation_accuracy", "max_train_accuracy", "max_validation_accuracy",
            "test_accuracy")  # fmt: skip
 
@@ -84,9 +94,6 @@ class GridConfig:
         )  # fmt: skip
 
 
-# ------------------------------------------------------------------------------------------------ statistics
-
-
 def mean_std_ci(values: list[float], level: float = CONFIDENCE_LEVEL) -> dict:
     """Mean, sample std and a Student-t confidence interval of the mean (half-width 0 for one value)."""
     array = np.asarray(values, dtype=float)
@@ -103,9 +110,6 @@ def mcnemar_exact_p(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
     if only_a + only_b == 0:
         return 1.0
     return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
-
-
-# -------------------------------------------------------------------------------------------- running runs
 
 
 def run_key(case: int, seed: int) -> str:
@@ -274,9 +278,6 @@ def run_grid(
             on_progress(label, bar.n, len(jobs))
     bar.close()
     return records, failures
-
-
-# ------------------------------------------------------------------------------------------- tables, plots
 
 
 def summarize(records: list[dict], test_labels: np.ndarray) -> list[dict]:

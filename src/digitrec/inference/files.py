@@ -19,9 +19,11 @@ import numpy as np
 
 from digitrec.errors import DigitrecError
 from digitrec.fileio import write_bytes_atomic
-from digitrec.imagefiles import SourceImage, expand_inputs, read_images, source_name
-from digitrec.preprocess import debug_strip_png, image_to_array, photo_stages
-from digitrec.reading import NumberReading
+from digitrec.images.arrays import image_to_array
+from digitrec.images.debug import debug_strip_png
+from digitrec.images.files import SourceImage, expand_inputs, read_images, source_name
+from digitrec.images.photo import photo_stages
+from digitrec.reading.results import NumberReading
 
 UNSAFE_FILE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -97,10 +99,12 @@ def predict_files(recognizer, arguments: list[str], debug_dir: Path | None = Non
     return rows_for_files(arguments, debug_dir, partial(predict_source, recognizer), FileResult)
 
 
-# ------------------------------------------------------------------------------------------- whole numbers
-
 ANNOTATION_SURE_RGB = (0, 160, 60)
+
+
 ANNOTATION_UNSURE_RGB = (230, 120, 0)
+
+
 ANNOTATION_SEPARATOR_RGB = (120, 120, 120)
 
 

@@ -20,12 +20,26 @@ from digitrec.errors import DigitrecError
 # The largest image we decode: a 64-megapixel phone photo fits (about 200 MB as RGB); larger files are refused from
 # their header, before any pixel is decoded. PIL's own "decompression bomb" guard only starts at 89 megapixels.
 MAX_IMAGE_PIXELS = 80_000_000
+
+
 MIN_IMAGE_SIDE_PX = 8  # smaller than this holds no readable digit (MNIST's digits are 20 px tall)
+
+
 PDF_RENDER_DPI = 150  # pages are rendered at this resolution (PDF user space is 72 points per inch)
+
+
 PDF_POINTS_PER_INCH = 72
+
+
 MAX_PDF_PAGES = 100
+
+
 PDF_MAGIC = b"%PDF-"
+
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pdf"})
 
 

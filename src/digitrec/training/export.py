@@ -10,11 +10,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from digitrec import checkpoint
 from digitrec.errors import DigitrecError
 from digitrec.fileio import write_bytes_atomic, write_json_atomic
+from digitrec.training import checkpoint
 
 ONNX_OPSET = 17
+
+
 ONNX_INPUT, ONNX_OUTPUT = "images", "logits"
 
 

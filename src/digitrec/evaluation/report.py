@@ -14,15 +14,17 @@ from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
-from digitrec import checkpoint
-from digitrec.augment import fixed_affine
-from digitrec.data import LabelledImages, dataset_spec, load_split
+from digitrec.data.datasets import LabelledImages, dataset_spec, load_split
 from digitrec.errors import DigitrecError
 from digitrec.fileio import save_figure_atomic, write_json_atomic
-from digitrec.models import model_entry
-from digitrec.preprocess import to_model_inputs
+from digitrec.images.normalize import to_model_inputs
+from digitrec.models.registry import model_entry
+from digitrec.training import checkpoint
+from digitrec.training.augment import fixed_affine
 
 DEFAULT_BATCH_SIZE = 1000
+
+
 MISCLASSIFIED_GRID_MAX = 100  # digits shown in the misclassified grid (10 x 10)
 
 
@@ -38,9 +40,9 @@ def predict_logits(model: nn.Module, inputs: torch.Tensor, batch_size: int = DEF
     return logits
 
 
-# ------------------------------------------------------------------------------------ test-time augmentation
-
 IDENTITY_VIEW = (0.0, 1.0)  # (rotation in degrees, scale): the image as it is
+
+
 SMALLEST_PROBABILITY = 1e-30  # floor before the log, so an underflowed class gives a finite score
 
 
@@ -198,8 +200,6 @@ def write_evaluation_report(
     figure = misclassified_figure(images, y_true, y_pred, class_names)
     save_figure_atomic(figure, report_dir / "misclassified.png")
 
-
-# --------------------------------------------------------------------------------------------- calibration
 
 ECE_BINS = 15  # the usual choice since Guo et al., "On Calibration of Modern Neural Networks" (2017)
 

@@ -1,7 +1,7 @@
-"""Training the reader's piece model (`digitrec.pieces`): its data, labels and training loop.
+"""Training the reader's piece model (`digitrec.reading.pieces`): its data, labels and training loop.
 
 The pieces are the reader's own candidate pieces (`reading.candidate_pieces`) of photo-like strips of MNIST training
-digits (`digitrec.strips`), each labelled from the strip's record of which digit's ink is where.
+digits (`digitrec.synthetic.strips`), each labelled from the strip's record of which digit's ink is where.
 """
 
 from __future__ import annotations
@@ -18,16 +18,18 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from digitrec import reading
-from digitrec.checkpoint import save_checkpoint
 from digitrec.errors import DigitrecError
 from digitrec.fileio import atomic_path
-from digitrec.models import MNIST_IMAGE_SIZE, PIECE_MODEL, build_model, parameter_count
-from digitrec.pieces import NOT_A_DIGIT, PIECE_CLASSES, piece_inputs, to_tensor
-from digitrec.reading import Candidates, LineInk, candidate_pieces, lines_of_ink
-from digitrec.strips import READING_CONDITIONS, Strip, render_strip
+from digitrec.models.registry import MNIST_IMAGE_SIZE, PIECE_MODEL, build_model, parameter_count
+from digitrec.reading import cuts
+from digitrec.reading.cuts import Candidates, candidate_pieces
+from digitrec.reading.lines import LineInk, lines_of_ink
+from digitrec.reading.pieces import NOT_A_DIGIT, PIECE_CLASSES, piece_inputs, to_tensor
+from digitrec.synthetic.strips import READING_CONDITIONS, Strip, render_strip
+from digitrec.training.checkpoint import save_checkpoint
 
 log = logging.getLogger(__name__)
+
 
 IGNORED = -1  # a piece too close to the line between the two (kept out of training)
 
@@ -38,31 +40,56 @@ IGNORED = -1  # a piece too close to the line between the two (kept out of train
 # (SECOND_DIGIT_SHARE of that digit's ink: a thin "1" run into a "0" is little of the piece's ink but all of the "1"),
 # or over FOREIGN_SHARE_NOT_DIGIT of foreign ink; in between, IGNORED.
 WHOLE_DIGIT_SHARE = 0.9
+
+
 PART_DIGIT_SHARE = 0.75
+
+
 OTHER_DIGIT_SHARE = 0.1
+
+
 SECOND_DIGIT_SHARE = 0.25
+
+
 FOREIGN_INK_SHARE = 0.15
+
+
 FOREIGN_SHARE_NOT_DIGIT = 0.3
+
+
 OWNER_COVERAGE = 0.3  # a working-image pixel belongs to the digit with the most coverage there, if at least this
+
 
 # The strips the pieces come from (the photo conditions but "combined", whose perspective moves ink after the digit
 # records are made): numbers of 2-6 digits, with no, some or all neighbours touching.
 TRAINING_CONDITIONS = [c for c in READING_CONDITIONS if c != "combined"]
+
+
 STRIP_LENGTHS = (2, 3, 4, 5, 6)
+
+
 TOUCHING_FRACTIONS = (0.0, 0.3, 0.6, 1.0)
+
+
 TUNING_START = 55_000  # MNIST training images from here on are the reader's tuning digits: pieces for validation
+
+
 # A line gives ~100 candidate pieces per digit, most of them not a digit; per line, at most this many of those are
 # kept per whole-digit piece (drawn at random), so that the model sees enough of both.
 NOT_A_DIGIT_PER_DIGIT = 3
+
+
 # Everything above that shapes the pieces and their classes, and the reader's rules for cutting lines into candidate
 # pieces: part of the cache key, so that changing a rule makes new pieces instead of reusing the old ones.
 DATA_RULES = (
     (WHOLE_DIGIT_SHARE, PART_DIGIT_SHARE, OTHER_DIGIT_SHARE, SECOND_DIGIT_SHARE, FOREIGN_INK_SHARE),
     (FOREIGN_SHARE_NOT_DIGIT, OWNER_COVERAGE, STRIP_LENGTHS, TOUCHING_FRACTIONS, NOT_A_DIGIT_PER_DIGIT),
-    (reading.SPLIT_WIDTH_FRACTION, reading.CUT_STEP_FRACTION, reading.MINIMUM_CUT_STROKES, reading.CUT_SLOPES),
-    (reading.MIN_PIECE_WIDTH_FRACTION, reading.MAX_DIGIT_WIDTH_FRACTION, reading.PIECE_MIN_HEIGHT_FRACTION),
-    (reading.FRAGMENT_AREA_FRACTION,),
+    (cuts.SPLIT_WIDTH_FRACTION, cuts.CUT_STEP_FRACTION, cuts.MINIMUM_CUT_STROKES, cuts.CUT_SLOPES),
+    (cuts.MIN_PIECE_WIDTH_FRACTION, cuts.MAX_DIGIT_WIDTH_FRACTION, cuts.PIECE_MIN_HEIGHT_FRACTION),
+    (cuts.FRAGMENT_AREA_FRACTION,),
 )
+
+
 CACHE_BLOCK_STRIPS = 1000  # pieces are cached in blocks of this many strips: an interrupted run loses one block at most
 
 
@@ -84,9 +111,6 @@ class PieceTrainConfig:
         for name in ("training_strips", "validation_strips", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise DigitrecError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
-
-
-# ---------------------------------------------------------------------------------------------------- labels
 
 
 def ink_owners(strip: Strip, shape: tuple[int, int]) -> np.ndarray:
@@ -198,9 +222,6 @@ def cached_dataset(cache: Path, make) -> tuple[np.ndarray, np.ndarray]:
     return inputs, classes
 
 
-# -------------------------------------------------------------------------------------------------- training
-
-
 @dataclass
 class PieceTrainResult:
     checkpoint_path: Path
@@ -289,7 +310,7 @@ def make_piece_model(
     """Pieces of strips of MNIST training digits 0-54,999 (training) and of the tuning digits 55,000-59,999
     (validation), cached as .npz in `cache_dir` (blocks of CACHE_BLOCK_STRIPS strips) so that a rerun or a larger
     run makes only what is missing; then the model."""
-    from digitrec.data import load_split
+    from digitrec.data.datasets import load_split
 
     train = load_split("train", data_dir)
     key = hash_text(f"seed{config.seed}-{'-'.join(config.conditions)}-rules{DATA_RULES}")

@@ -25,27 +25,48 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from digitrec import augment, checkpoint
-from digitrec.data import LabelledImages, dataset_spec, load_split, training_and_validation
+from digitrec.data.datasets import LabelledImages, dataset_spec, load_split, training_and_validation
 from digitrec.errors import DigitrecError
-from digitrec.evaluate import accuracy_and_loss
+from digitrec.evaluation.report import accuracy_and_loss
 from digitrec.fileio import write_json_atomic
-from digitrec.models import build_model, model_entry
-from digitrec.preprocess import to_model_inputs
-from digitrec.runtime import Runtime, setup_runtime
+from digitrec.images.normalize import to_model_inputs
+from digitrec.models.registry import build_model, model_entry
+from digitrec.training import augment, checkpoint
+from digitrec.training.runtime import Runtime, setup_runtime
 
 log = logging.getLogger(__name__)
 
+
 KERAS_ADAM_EPSILON = 1e-7  # Keras' Adam default (PyTorch's is 1e-8); the report trained with Keras
+
+
 SGD_MOMENTUM = 0.9
+
+
 EPOCH_SEED_STRIDE = 1_000_003  # a prime: seeds of (seed, epoch) pairs never collide for epoch < stride
+
+
 EVAL_BATCH_SIZE = 1000
+
+
 PROGRESS_EVERY_STEPS = 50  # refresh the progress bar's loss/accuracy this often (each refresh syncs a GPU)
+
+
 RUN_FILE = "run.json"
+
+
 SCHEDULES = ("constant", "onecycle", "cosine")
+
+
 OPTIMIZERS = ("adam", "adamw", "sgd", "adadelta")
+
+
 ONECYCLE_WARMUP_FRACTION = 0.25  # share of steps spent rising to the peak learning rate
+
+
 ONECYCLE_DIV_START = 25.0  # start at peak / 25 (torch's OneCycleLR default)
+
+
 ONECYCLE_DIV_END = 1e4  # end at start / 1e4 (torch's OneCycleLR default)
 
 

@@ -1,0 +1,1 @@
+"""MNIST-like datasets: IDX files, dataset specs, splits, download."""

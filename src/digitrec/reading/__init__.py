@@ -1,0 +1,1 @@
+"""A line of handwriting -> digits: lines of ink, candidate cuts, the piece model, the reader."""

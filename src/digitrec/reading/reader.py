@@ -1,0 +1,104 @@
+"""Reading whole numbers: lines, cuttings, and each cut digit read from its ink and from the gray levels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digitrec.images.arrays import WHITE
+from digitrec.images.framing import mask_to_mnist
+from digitrec.images.gray_view import FAINT_RIM_PX, gray_to_mnist
+from digitrec.reading.lines import LineInk, lines_of_ink, separator_kind
+from digitrec.reading.results import NO_DIGITS, Box, DigitReading, LineReading, NumberReading, Separator
+from digitrec.reading.segmentation import Classifier, PieceScorer, Segment, confidence_scorer, line_segments
+
+WORD_GAP_FRACTION = 1.2  # a gap wider than this (vs H) between digits' inks starts a new number: a space ...
+
+
+WORD_GAP_TIMES_MEDIAN = 2.5  # ... when it is also this many times the line's median gap (a "1" leaves wide gaps)
+
+
+def to_input_box(x: int, y: int, width: int, height: int, scale: float) -> Box:
+    """A working-image box -> the input image's pixels."""
+    return round(x * scale), round(y * scale), max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def line_text(segments: list[Segment], digits: list[int], height: float) -> str:
+    """The digits of a line, with a space where the gap between two inks is much wider than the others."""
+    gaps = [right.x - (left.x + left.width) for left, right in zip(segments, segments[1:], strict=False)]
+    word_gap = max(WORD_GAP_FRACTION * height, WORD_GAP_TIMES_MEDIAN * float(np.median(gaps))) if gaps else 0
+    text = str(digits[0]) if digits else ""
+    for gap, digit in zip(gaps, digits[1:], strict=True):
+        text += (" " if gap > word_gap else "") + str(digit)
+    return text
+
+
+def paper_level(gray: np.ndarray, line: LineInk) -> float:
+    """The paper's gray around a line's digits: the median of its box where there is no ink."""
+    box = gray[line.y : line.y + line.mask.shape[0], line.x : line.x + line.mask.shape[1]]
+    paper = box[line.mask == 0]
+    return float(np.median(paper)) if paper.size else float(WHITE)
+
+
+def gray_views(gray: np.ndarray, line: LineInk, segments: list[Segment], size: int) -> np.ndarray:
+    """The line's digits read from the gray image (`preprocess.gray_to_mnist`): each segment's ink and the faint rim
+    around it, without the other digits' ink."""
+    line_ink = np.zeros(gray.shape, bool)
+    line_ink[line.y : line.y + line.mask.shape[0], line.x : line.x + line.mask.shape[1]] = line.mask > 0
+    paper, margin = paper_level(gray, line), FAINT_RIM_PX + 1
+    views = []
+    for segment in segments:
+        top, left = max(0, segment.y - margin), max(0, segment.x - margin)
+        bottom = min(gray.shape[0], segment.y + segment.height + margin)
+        right = min(gray.shape[1], segment.x + segment.width + margin)
+        own = np.zeros((bottom - top, right - left), np.uint8)
+        own[segment.y - top : segment.y - top + segment.height, segment.x - left : segment.x - left + segment.width] = (
+            segment.mask
+        )
+        others = line_ink[top:bottom, left:right] & (own == 0)
+        views.append(gray_to_mnist(gray[top:bottom, left:right], own, others, paper, size))
+    return np.stack(views)
+
+
+def digit_probabilities(
+    classify: Classifier, gray: np.ndarray, line: LineInk, segments: list[Segment], size: int
+) -> np.ndarray:
+    """Each segment read twice, from its binarized ink (`mask_to_mnist`, as single digits are) and from the gray
+    levels around it (`gray_views`), the two probabilities averaged."""
+    binary = np.stack([mask_to_mnist(segment.mask, size) for segment in segments])
+    both = classify(np.concatenate([binary, gray_views(gray, line, segments, size)]))
+    return (both[: len(segments)] + both[len(segments) :]) / 2
+
+
+def read_number(
+    image, classify: Classifier, unsure_threshold: float, size: int = 28, score_pieces: PieceScorer | None = None
+) -> NumberReading:
+    """Every digit in `image` (PIL image or array), in lines, left to right. `classify` reads the final digits;
+    `score_pieces` (default: `classify`'s confidence) rates the candidate pieces of a line, of which there are many.
+    """
+    score_pieces = score_pieces or confidence_scorer(classify)
+    found = lines_of_ink(image)
+    if found is None:
+        return NumberReading(problem=NO_DIGITS)
+    line_readings, separators = [], []
+    for line, line_separators in found.lines:
+        separators += [
+            Separator(
+                separator_kind(m, line.bottom, line.height), to_input_box(m.x, m.y, m.width, m.height, found.scale)
+            )
+            for m in line_separators
+        ]
+        segments = line_segments(line, score_pieces)
+        if not segments:
+            continue
+        probabilities = digit_probabilities(classify, found.gray, line, segments, size)
+        digits = [
+            DigitReading(
+                int(p.argmax()),
+                float(p.max()),
+                to_input_box(s.x, s.y, s.width, s.height, found.scale),
+                bool(p.max() < unsure_threshold),
+            )  # fmt: skip
+            for s, p in zip(segments, probabilities, strict=True)
+        ]
+        line_readings.append(LineReading(line_text(segments, [d.digit for d in digits], line.height), digits))
+    return NumberReading(line_readings, separators, problem=None if line_readings else NO_DIGITS)

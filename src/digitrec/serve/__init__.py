@@ -1,0 +1,1 @@
+"""The HTTP service: FastAPI routes over Recognizer, and the drawing page."""

@@ -1,0 +1,1 @@
+"""Seeded renderings for evaluation and training: photo-like digits, strips of digits."""

@@ -1,0 +1,1 @@
+"""Training: TrainConfig, fit(), augmentation, checkpoints, distributed runs, the piece model, export."""
