@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from digitrec.fileio import write_json_atomic, write_text_atomic
-from digitrec.training.loop import TrainConfig, fit
+from digitrec.training.config import TrainConfig
+from digitrec.training.loop import fit
 
 # variant name -> the TrainConfig fields it changes from the recipe
 VARIANTS: dict[str, dict] = {

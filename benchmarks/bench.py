@@ -26,7 +26,8 @@ from digitrec.data.datasets import load_split
 from digitrec.fileio import write_json_atomic, write_text_atomic
 from digitrec.images.normalize import to_model_inputs
 from digitrec.models.registry import build_model
-from digitrec.training.loop import PreparedData, TrainConfig, make_optimizer, train_epoch
+from digitrec.training.config import TrainConfig
+from digitrec.training.loop import PreparedData, make_optimizer, train_epoch
 
 # (model, channels_last override or None for the model's default): the digitnet pair records the layout's effect
 TRAINING_RUNS = (("paper-case7", None), ("digitnet", False), ("digitnet", True))
@@ -105,7 +106,7 @@ def training_throughput(
 ) -> dict:
     overrides = {} if channels_last is None else {"channels_last": channels_last}
     config = TrainConfig.for_model(name, epochs=1, **overrides)
-    inputs = to_model_inputs(images[:TRAIN_IMAGES], config.normalization)
+    inputs = torch.from_numpy(to_model_inputs(images[:TRAIN_IMAGES], config.normalization))
     data = PreparedData(
         inputs, torch.from_numpy(labels[:TRAIN_IMAGES].astype(np.int64)), inputs[:0], inputs[:0, 0, 0, 0].long(), 10, 28
     )
@@ -125,10 +126,10 @@ def training_throughput(
 
 def inference_backends(name_or_path: str, threads: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """Callables from normalized inputs `(N, 1, 28, 28)` to logits, one per backend."""
+    from digitrec.inference.backends import load_network
     from digitrec.training import checkpoint
-    from digitrec.training.export import onnx_logits, onnx_session_for
 
-    model, metadata = checkpoint.load_model(checkpoint.resolve_model_path(name_or_path))
+    model, _ = checkpoint.load_model(name_or_path)
     backends = {}
 
     @torch.inference_mode()
@@ -136,8 +137,7 @@ def inference_backends(name_or_path: str, threads: int) -> dict[str, Callable[[n
         return model(torch.from_numpy(x)).numpy()
 
     backends["torch eager"] = eager
-    session = onnx_session_for(model, metadata, threads=threads)
-    backends["onnxruntime"] = lambda x: onnx_logits(session, x)
+    backends["onnxruntime"] = load_network(name_or_path, "onnx", threads).logits
     try:
         compiled = torch.compile(model, dynamic=True)
 
@@ -155,9 +155,9 @@ def inference_backends(name_or_path: str, threads: int) -> dict[str, Callable[[n
 def inference_throughput(name: str, images: np.ndarray, threads: int, repeats: int) -> list[dict]:
     from digitrec.training import checkpoint
 
-    _, metadata = checkpoint.load_model(checkpoint.resolve_model_path(name))
-    inputs = to_model_inputs(images[: max(INFERENCE_BATCHES)], metadata["config"]["normalization"]).numpy()
-    flops = count_forward_flops(checkpoint.load_model(checkpoint.resolve_model_path(name))[0])
+    _, metadata = checkpoint.load_model(name)
+    inputs = to_model_inputs(images[: max(INFERENCE_BATCHES)], metadata["config"]["normalization"])
+    flops = count_forward_flops(checkpoint.load_model(name)[0])
     rows = []
     for backend, run in inference_backends(name, threads).items():
         for batch in INFERENCE_BATCHES:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from digitrec.data.datasets import load_split
 from digitrec.errors import DigitrecError
+from digitrec.evaluation.photos import evaluate_photos
 from digitrec.fileio import write_json_atomic, write_text_atomic
 from digitrec.inference.recognizer import Recognizer
-from digitrec.synthetic.photos import CONDITIONS, evaluate_photos, write_examples
+from digitrec.synthetic.photos import CONDITIONS, write_examples
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -3,8 +3,8 @@
     python -m benchmarks.read --model default --per-cell 200            # writes results/read/table.md, .json, .png
     python -m benchmarks.read --write-examples examples                # the example strips in examples/
 
-The strips are made again from the seed each time (digitrec.synthetic.strips). Only `--split test` (MNIST test digits, the
-default) is reported; `--split train` draws from the tuning digits (the last 5,000 of MNIST's training file), for
+The strips are made again from the seed each time (digitrec.synthetic.strips). Only `--split test` (MNIST test
+digits, the default) is reported; `--split train` draws from the tuning digits (the last 5,000 of MNIST's training file), for
 trying out changes to the reader without looking at the test digits.
 """
 
@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from digitrec.data.datasets import LabelledImages, load_split
 from digitrec.errors import DigitrecError
+from digitrec.evaluation.reading import evaluate_reading, reading_of
 from digitrec.fileio import save_figure_atomic, write_json_atomic, write_text_atomic
 from digitrec.inference.recognizer import SHIPPED_PIECE_MODEL, Recognizer
 from digitrec.synthetic.photos import CONDITIONS
@@ -33,9 +34,7 @@ from digitrec.synthetic.strips import (
     READING_CONDITIONS,
     SCALE_JITTER,
     SLANT_JITTER_DEG,
-    evaluate_reading,
     evaluation_strip,
-    reading_of,
     write_example_strips,
 )
 
@@ -134,7 +133,8 @@ def condition_table(report: dict) -> list[str]:
 def how_strips_are_made(split: str) -> str:
     low, high = DIGIT_HEIGHT_RANGE_PX
     return (
-        f"How the strips are made (`digitrec.synthetic.strips`): random MNIST {split} digits written on one line, {low:.0f}-"
+        f"How the strips are made (`digitrec.synthetic.strips`): random MNIST {split} digits written on one line, "
+        f"{low:.0f}-"
         f"{high:.0f} px tall (less for long numbers, to keep photos under about {MAX_STRIP_WIDTH_PX:,} px wide), each "
         f"digit with its own size (±{SCALE_JITTER:.0%}), baseline (±{BASELINE_JITTER:.0%} of the height) and slant "
         f"(±{SLANT_JITTER_DEG:.0f}°). Neighbours are {GAP_RANGE[0]:.0%}-{GAP_RANGE[1]:.0%} of the digit height apart "

@@ -21,7 +21,8 @@ import torch
 from digitrec.evaluation.report import accuracy_and_loss
 from digitrec.fileio import write_json_atomic, write_text_atomic
 from digitrec.training.checkpoint import load_model
-from digitrec.training.loop import TrainConfig, fit, load_test_tensors
+from digitrec.training.config import TrainConfig
+from digitrec.training.loop import fit, load_test_tensors
 
 THRESHOLDS = (0.985, 0.990, 0.992, 0.995)
 RECIPES = {

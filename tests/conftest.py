@@ -54,7 +54,8 @@ def digit_examples(split: LabelledImages, per_class: int) -> tuple[np.ndarray, n
 @pytest.fixture(scope="session")
 def tiny_checkpoint(mnist_dir: Path, tmp_path_factory) -> Path:
     """A real (small) trained checkpoint: digitnet-small, 2 epochs on 6,000 MNIST training images."""
-    from digitrec.training.loop import TrainConfig, fit
+    from digitrec.training.config import TrainConfig
+    from digitrec.training.loop import fit
 
     config = TrainConfig.for_model(
         "digitnet-small", epochs=2, train_subset=6000, validation_size=1000, test_subset=1000

@@ -1,8 +1,12 @@
 """Batched rotation: identity at 0°, exact at 90°, seeded, bounded."""
 
+import math
+
+import numpy as np
 import torch
 
-from digitrec.training.augment import apply_affine, fixed_affine, random_rotation, rotation_matrices
+from digitrec.inference.views import affine_view
+from digitrec.training.augment import apply_affine, random_rotation, rotation_matrices
 
 
 def test_zero_rotation_is_identity(mnist_test):
@@ -33,11 +37,24 @@ def test_random_rotation_is_seeded_and_keeps_ink(mnist_test):
 
 
 def test_fixed_views_identity_rotation_and_scale():
-    image = torch.zeros(1, 1, 28, 28)
+    """The recognizer's test-time views (NumPy): identity, a quarter turn, area growing as scale squared."""
+    image = np.zeros((1, 1, 28, 28), np.float32)
     image[0, 0, 10:18, 12:16] = 1.0  # an 8x4 bar centred on the image
-    torch.testing.assert_close(fixed_affine(image), image, atol=1e-5, rtol=0)
-    turned = fixed_affine(image, rotation_deg=90)
-    assert min((turned - torch.rot90(image, k, dims=(2, 3))).abs().max() for k in (1, -1)) < 1e-3
-    grown, shrunk = fixed_affine(image, scale=1.5), fixed_affine(image, scale=0.5)
+    np.testing.assert_allclose(affine_view(image, 0.0, 1.0), image, atol=1e-5)
+    turned = affine_view(image, 90.0, 1.0)
+    assert min(np.abs(turned - np.rot90(image, k, axes=(2, 3))).max() for k in (1, -1)) < 1e-3
+    grown, shrunk = affine_view(image, 0.0, 1.5), affine_view(image, 0.0, 0.5)
     ink = image.sum()
     assert abs(grown.sum() / ink - 1.5**2) < 0.15 and abs(shrunk.sum() / ink - 0.5**2) < 0.1  # area goes as scale²
+
+
+def test_numpy_views_sample_exactly_as_torch_grid_sample(mnist_test):
+    """Recognition runs without torch, so its views are written in NumPy; they must be the views the models were
+    calibrated with: torch's affine_grid + grid_sample (bilinear, border padding)."""
+    images = (mnist_test.images[:32].astype(np.float32) / 255)[:, None]
+    for rotation_deg, scale in [(6.0, 1.0), (-6.0, 1.0), (0.0, 0.92), (0.0, 1.08), (13.0, 0.8)]:
+        radians = math.radians(rotation_deg)
+        cos, sin = math.cos(radians) / scale, math.sin(radians) / scale
+        matrices = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]]).expand(len(images), 2, 3)
+        by_torch = apply_affine(torch.from_numpy(images), matrices).numpy()
+        np.testing.assert_allclose(affine_view(images, rotation_deg, scale), by_torch, atol=1e-5)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from digitrec import model_files
 from digitrec.errors import DigitrecError
 from digitrec.models.registry import build_model
 from digitrec.training import checkpoint
@@ -55,9 +56,9 @@ def test_damaged_checkpoint_is_a_one_line_error_naming_the_file(tmp_path: Path):
 
 def test_run_folder_resolves_to_its_checkpoint_and_missing_file_is_clear(tmp_path: Path):
     with pytest.raises(DigitrecError, match="no such checkpoint"):
-        checkpoint.resolve_checkpoint_path(tmp_path / "nope.safetensors")
-    (tmp_path / checkpoint.CHECKPOINT_NAME).write_bytes(b"x")
-    assert checkpoint.resolve_checkpoint_path(tmp_path) == tmp_path / checkpoint.CHECKPOINT_NAME
+        model_files.resolve_checkpoint_path(tmp_path / "nope.safetensors")
+    (tmp_path / model_files.CHECKPOINT_NAME).write_bytes(b"x")
+    assert model_files.resolve_checkpoint_path(tmp_path) == tmp_path / model_files.CHECKPOINT_NAME
 
 
 def test_failed_save_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch):

@@ -140,3 +140,17 @@ def test_other_idx_datasets_load_with_their_own_class_names(tmp_path, mnist_test
         (tmp_path / f"{labels_stem}.gz").write_bytes(gzip.compress(encode_idx(labels)))
     split = load_split("train", tmp_path, spec, download=False)
     assert split.images.shape == (30, 28, 28) and set(split.labels) <= {0, 1, 2}
+
+
+def test_fashion_mnist_never_reads_the_mnist_folder(tmp_path, monkeypatch, mnist_dir):
+    """$DIGITREC_DATA names MNIST's folder; Fashion-MNIST has a folder of its own, so with only MNIST's set a
+    Fashion-MNIST run finds no files (and says so) instead of training on MNIST's digits under clothing names."""
+    monkeypatch.setenv("DIGITREC_DATA", str(mnist_dir))
+    monkeypatch.delenv("DIGITREC_FASHION_MNIST_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert data.resolve_data_dir(None, data.MNIST) == mnist_dir
+    assert data.resolve_data_dir(None, data.FASHION_MNIST) == tmp_path / ".cache" / "digitrec" / "fashion-mnist"
+    with pytest.raises(DigitrecError, match="fashion-mnist files missing"):
+        data.load_split("train", spec=data.FASHION_MNIST, download=False)
+    monkeypatch.setenv("DIGITREC_FASHION_MNIST_DATA", str(tmp_path / "fashion"))
+    assert data.resolve_data_dir(None, data.FASHION_MNIST) == tmp_path / "fashion"

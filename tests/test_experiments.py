@@ -7,7 +7,7 @@ import pytest
 
 from digitrec.cli import main
 from digitrec.errors import DigitrecError
-from digitrec.evaluation import experiments
+from digitrec.evaluation import baselines, experiments
 
 
 def test_mean_std_ci_on_known_values():
@@ -64,8 +64,8 @@ def test_smoke_grid_writes_the_table_and_reuses_finished_runs(tmp_path, mnist_di
 
 
 def test_a_failing_run_is_reported_and_the_grid_goes_on(tmp_path, mnist_dir, monkeypatch):
-    broken = experiments.Baseline("always fails", lambda seed: 1 / 0, experiments.flat_unit_pixels)
-    monkeypatch.setitem(experiments.BASELINES, "broken", broken)
+    broken = baselines.Baseline("always fails", lambda seed: 1 / 0, baselines.flat_unit_pixels)
+    monkeypatch.setitem(baselines.BASELINES, "broken", broken)
     grid = experiments.GridConfig(cases=[], seeds=[0], train_subset=1000, baselines=["broken", "knn"])
     records, failures = experiments.run_grid(grid, tmp_path, tmp_path / "cache", data_dir=mnist_dir)
     assert [r["name"] for r in records] == ["knn"]

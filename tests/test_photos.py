@@ -17,6 +17,7 @@ from PIL import Image
 from digitrec import Recognizer
 from digitrec.cli import main
 from digitrec.errors import DigitrecError
+from digitrec.evaluation.photos import evaluate_photos
 from digitrec.images.files import MAX_IMAGE_PIXELS
 from digitrec.images.framing import (
     MNIST_SKEW_RANGE,
@@ -35,7 +36,6 @@ from digitrec.images.photo import naive_photo_to_mnist, photo_stages, photo_to_m
 from digitrec.synthetic.photos import (
     CONDITIONS,
     condition_generator,
-    evaluate_photos,
     example_photos,
     render_photo,
     render_scene,
@@ -374,7 +374,7 @@ def bad_inputs(tmp_path, mnist_test) -> dict[str, tuple[str, str]]:
     """name -> (path, expected message part), each written for real."""
     cases = {}
     (tmp_path / "notes.png").write_text("shopping list: milk, eggs")
-    cases["not an image"] = (tmp_path / "notes.png", "not an image or PDF")
+    cases["not an image"] = (tmp_path / "notes.png", "not a readable image")
     (tmp_path / "empty.jpg").write_bytes(b"")
     cases["empty file"] = (tmp_path / "empty.jpg", "empty file")
     Image.fromarray(photo_of(mnist_test, 0)).save(tmp_path / "whole.jpg", quality=90)
@@ -386,7 +386,7 @@ def bad_inputs(tmp_path, mnist_test) -> dict[str, tuple[str, str]]:
     Image.new("L", (1, 1), 255).save(tmp_path / "dot.png")
     cases["1x1 image"] = (tmp_path / "dot.png", "too small to hold a digit (1x1 pixels")
     (tmp_path / "huge.png").write_bytes(png_header_only(20_000, 20_000))
-    cases["huge image"] = (tmp_path / "huge.png", "image too large")
+    cases["huge image"] = (tmp_path / "huge.png", "-pixel limit")
     blank = render_scene(
         np.zeros((28, 28), np.uint8), scene_for("combined", np.random.default_rng(3)), np.random.default_rng(3)
     )
@@ -427,5 +427,5 @@ def test_each_bad_input_alone_exits_2_with_one_line(capsys, tiny_checkpoint, mni
 def test_the_pixel_limit_is_checked_from_the_header_before_decoding(tmp_path, recognizer):
     side = int(MAX_IMAGE_PIXELS**0.5) + 10
     (tmp_path / "big.png").write_bytes(png_header_only(side, side))  # no pixel data: decoding would fail differently
-    with pytest.raises(DigitrecError, match=f"too large \\({side}x{side} pixels"):
+    with pytest.raises(DigitrecError, match=f"image of {side}x{side} pixels is over the"):
         recognizer.predict(tmp_path / "big.png")

@@ -12,11 +12,13 @@ import pytest
 from digitrec import Recognizer
 from digitrec.cli import main
 from digitrec.errors import DigitrecError
+from digitrec.inference.recognizer import load_piece_scorer
+from digitrec.model_files import resolve_model_path
 from digitrec.reading.cuts import candidate_pieces
 from digitrec.reading.lines import LineInk
-from digitrec.reading.pieces import CONTEXT_DIGIT_PX, CONTEXT_OTHER_INK, NOT_A_DIGIT, context_view, load_piece_scorer
+from digitrec.reading.pieces import CONTEXT_DIGIT_PX, CONTEXT_OTHER_INK, NOT_A_DIGIT, context_view
 from digitrec.synthetic.strips import render_strip, strip_generator
-from digitrec.training.checkpoint import load_model, resolve_model_path
+from digitrec.training.checkpoint import load_model
 from digitrec.training.pieces import (
     IGNORED,
     TRAINING_CONDITIONS,

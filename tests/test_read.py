@@ -13,9 +13,8 @@ import pytest
 
 from digitrec import Recognizer
 from digitrec.cli import main
-from digitrec.reading.cuts import Cut, candidate_cuts, piece_mask
+from digitrec.reading.cuts import CUT_PENALTY, Cut, candidate_cuts, piece_mask
 from digitrec.reading.results import NO_DIGITS
-from digitrec.reading.segmentation import CUT_PENALTY
 from digitrec.synthetic.strips import render_strip, strip_generator
 from digitrec.training.pieces import OTHER_DIGIT_SHARE, WHOLE_DIGIT_SHARE
 

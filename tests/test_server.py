@@ -19,7 +19,9 @@ from PIL import Image
 
 from digitrec import Recognizer
 from digitrec.cli import EXIT_BAD_INPUT, main
-from digitrec.serve.app import MAX_IMAGE_PIXELS, MicroBatcher, create_app
+from digitrec.images.files import MAX_IMAGE_PIXELS
+from digitrec.serve.app import create_app
+from digitrec.serve.batching import MicroBatcher
 from tests.conftest import digit_examples
 
 API_KEY = "test-key-123"
@@ -117,7 +119,7 @@ def test_models_lists_the_loaded_checkpoint(client):
     response = client.get("/v1/models")
     assert response.status_code == 200
     (model,) = response.json()["models"]
-    assert model["architecture"] == "digitnet-small" and model["backend"] == "torch"
+    assert model["architecture"] == "digitnet-small" and model["backend"] == "onnx"
     assert model["image_size"] == 28 and model["num_classes"] == 10 and 0.9 < model["test_accuracy"] <= 1
 
 

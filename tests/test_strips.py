@@ -7,19 +7,16 @@ import numpy as np
 import pytest
 
 from digitrec.errors import DigitrecError
+from digitrec.evaluation.reading import evaluate_reading, levenshtein, per_digit_accuracy, true_digits_read
 from digitrec.synthetic.strips import (
     GAP_RANGE,
     INK_THRESHOLD,
     MAX_STRIP_WIDTH_PX,
     READING_CONDITIONS,
-    evaluate_reading,
     evaluation_strip,
     example_strips,
-    levenshtein,
-    per_digit_accuracy,
     render_strip,
     strip_generator,
-    true_digits_read,
     write_example_strips,
 )
 

@@ -9,9 +9,11 @@ import time
 import pytest
 import torch
 
+from digitrec import model_files
 from digitrec.errors import DigitrecError
 from digitrec.training import checkpoint
-from digitrec.training.loop import TrainConfig, fit, learning_rate_at, prepare_training_data, train_epoch
+from digitrec.training.config import TrainConfig
+from digitrec.training.loop import fit, learning_rate_at, prepare_training_data, train_epoch
 
 SMALL = {"train_subset": 4000, "validation_size": 500, "test_subset": 2000}
 
@@ -82,7 +84,7 @@ def test_kill_9_mid_run_then_resume_matches_uninterrupted(tmp_path, mnist_dir):
 
     victim = subprocess.Popen([*command, "--out", str(tmp_path / "cut")], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)  # fmt: skip
-    ckpt = tmp_path / "cut" / checkpoint.CHECKPOINT_NAME
+    ckpt = tmp_path / "cut" / model_files.CHECKPOINT_NAME
     deadline = time.monotonic() + 300
     while not ckpt.exists() and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -25,27 +25,14 @@ from digitrec.fileio import write_bytes_atomic
 log = logging.getLogger(__name__)
 
 
-DATA_DIR_ENV = "DIGITREC_DATA"
-
-
-DEFAULT_DATA_DIR = Path("~/.cache/digitrec/mnist")
-
-
+DATA_DIR_ENV = "DIGITREC_DATA"  # MNIST's folder; another dataset's is DIGITREC_<NAME>_DATA (see DatasetSpec)
+CACHE_DIR = Path("~/.cache/digitrec")  # each dataset downloads into its own folder here
+DEFAULT_DATA_DIR = CACHE_DIR / "mnist"
 IDX_DTYPE_UINT8 = 0x08  # the only element type MNIST-style files use
-
-
 GZIP_MAGIC = b"\x1f\x8b"
-
-
 DOWNLOAD_CHUNK_BYTES = 1 << 16
-
-
 DOWNLOAD_TIMEOUT_S = 30
-
-
 DOWNLOAD_TRIES_PER_MIRROR = 2
-
-
 SPLITS = ("train", "test")
 
 
@@ -71,6 +58,12 @@ class DatasetSpec:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def data_dir_env(self) -> str:
+        """The environment variable naming this dataset's folder: DIGITREC_DATA for MNIST (the project's own),
+        DIGITREC_FASHION_MNIST_DATA for Fashion-MNIST, ... so that no dataset ever reads another's files."""
+        return DATA_DIR_ENV if self.name == "mnist" else f"DIGITREC_{self.name.upper().replace('-', '_')}_DATA"
 
     def all_file_stems(self) -> list[str]:
         return [stem for split in SPLITS for stem in self.files[split]]
@@ -124,9 +117,11 @@ def dataset_spec(name: str) -> DatasetSpec:
         raise DigitrecError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The data folder: the given one, else $DIGITREC_DATA, else ~/.cache/digitrec/mnist."""
-    chosen = data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+def resolve_data_dir(data_dir: str | os.PathLike | None = None, spec: DatasetSpec | None = None) -> Path:
+    """The dataset's folder: the given one, else its environment variable ($DIGITREC_DATA for MNIST), else
+    ~/.cache/digitrec/<dataset name>."""
+    spec = spec or MNIST
+    chosen = data_dir or os.environ.get(spec.data_dir_env) or CACHE_DIR / spec.name
     return Path(chosen).expanduser()
 
 
@@ -281,7 +276,7 @@ def load_split(
     """Read one split ("train" or "test"), verified: hashes, magic numbers, counts and label range."""
     if split not in SPLITS:
         raise DigitrecError(f"unknown split {split!r}; expected one of {SPLITS}")
-    folder = resolve_data_dir(data_dir)
+    folder = resolve_data_dir(data_dir, spec)
     paths = ensure_files(folder, spec, download=download, mirrors=mirrors)
     images_stem, labels_stem = spec.files[split]
     images = read_idx_file(paths[images_stem], spec.sha256.get(images_stem))

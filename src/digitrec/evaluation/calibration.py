@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from digitrec import model_files
 from digitrec.data.datasets import dataset_spec, load_split, training_and_validation
 from digitrec.evaluation.report import (
-    average_over_views,
     error_at_coverage,
     expected_calibration_error,
     fit_temperature,
+    logits_over_views,
     predict_logits,
     reliability_figure,
     risk_coverage_figure,
@@ -23,12 +24,11 @@ from digitrec.evaluation.report import (
 )
 from digitrec.fileio import save_figure_atomic, write_json_atomic
 from digitrec.images.normalize import to_model_inputs
+from digitrec.inference.views import affine_view
+from digitrec.numeric import softmax
 from digitrec.training import checkpoint
-from digitrec.training.augment import fixed_affine
 
 TARGET_COVERAGE = 0.99  # the unsure threshold answers this share of validation images
-
-
 # Candidate test-time view sets, (rotation degrees, scale) each, compared on validation by `tta-search`.
 VIEW_CANDIDATES: dict[str, list[tuple[float, float]]] = {
     "none": [(0.0, 1.0)],
@@ -41,8 +41,8 @@ VIEW_CANDIDATES: dict[str, list[tuple[float, float]]] = {
 
 
 def logits_and_labels(model, images: np.ndarray, labels: np.ndarray, normalization: str, views=()):
-    inputs = to_model_inputs(images, normalization)
-    logits = average_over_views(lambda x: predict_logits(model, x), inputs, list(views))
+    inputs = torch.from_numpy(to_model_inputs(images, normalization))
+    logits = logits_over_views(model, inputs, list(views))
     return logits, torch.from_numpy(labels.astype(np.int64))
 
 
@@ -61,14 +61,18 @@ def compare_view_sets(paths: list, data_dir=None, candidates: dict | None = None
     candidates = candidates or VIEW_CANDIDATES
     correct: dict[str, dict[str, int]] = {}
     for path in paths:
-        model, metadata = checkpoint.load_model(checkpoint.resolve_model_path(path))
+        model, metadata = checkpoint.load_model(path)
         validation = validation_split(metadata, data_dir)
-        labels = torch.from_numpy(validation.labels.astype(np.int64))
+        labels = validation.labels
         inputs = to_model_inputs(validation.images, metadata["config"]["normalization"])
+
+        def model_logits(x, model=model):
+            return predict_logits(model, torch.from_numpy(x)).numpy()
+
         views = {view for views in candidates.values() for view in views}
-        per_view = {view: torch.softmax(predict_logits(model, fixed_affine(inputs, *view)), 1) for view in views}
+        per_view = {view: softmax(model_logits(affine_view(inputs, *view))) for view in views}
         correct[str(path)] = {
-            name: int((torch.stack([per_view[v] for v in views]).mean(0).argmax(1) == labels).sum())
+            name: int((np.mean([per_view[v] for v in views], axis=0).argmax(1) == labels).sum())
             for name, views in candidates.items()
         }
     total = {name: sum(row[name] for row in correct.values()) for name in candidates}
@@ -79,7 +83,7 @@ def compare_view_sets(paths: list, data_dir=None, candidates: dict | None = None
 def calibrate_checkpoint(path, data_dir=None, report_dir: Path | None = None, tta: bool = True) -> dict:
     """Fit temperature and threshold on the checkpoint's own validation split, store them in the checkpoint, with
     the test-time views they were fit through (the model recipe's, or none when `tta` is False)."""
-    path = checkpoint.resolve_model_path(path)
+    path = model_files.resolve_model_path(path)
     tensors, metadata = checkpoint.read_checkpoint(path)
     model, _ = checkpoint.load_model(path)
     config = metadata["config"]

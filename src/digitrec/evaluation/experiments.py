@@ -16,33 +16,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 from scipy import stats
 from tqdm import tqdm
 
 from digitrec.data.datasets import MNIST, load_split, training_and_validation
 from digitrec.errors import DigitrecError
+from digitrec.evaluation.baselines import BASELINES
 from digitrec.evaluation.report import predict_logits
+from digitrec.evaluation.tables import FIGURES, comparison_figure, learning_curve_figure, table_csv, table_markdown
 from digitrec.fileio import save_figure_atomic, write_json_atomic, write_text_atomic
 from digitrec.models.registry import PAPER_CASES, paper_case_name
 from digitrec.training.checkpoint import load_model
-from digitrec.training.loop import TrainConfig, fit, load_test_tensors
+from digitrec.training.config import TrainConfig
+from digitrec.training.loop import fit, load_test_tensors
 
 log = logging.getLogger(__name__)
 
 
 CONFIDENCE_LEVEL = 0.95
-
-
 PAPER_EPOCHS = 20
-
-
 REFERENCE_CASE = 1  # every case is tested against case 1 (McNemar)
-
-
 VALIDATION_SIZE = 5000
-
-
 # The report's table (section 5): min/max train accuracy, min/max validation accuracy, test accuracy, in %.
 # Cases 5-8 were trained without validation data, so those two columns are empty there.
 PAPER_TABLE = {
@@ -55,10 +49,6 @@ PAPER_TABLE = {
     7: (90.52, None, 99.33, None, 98.82),
     8: (87.77, None, 99.22, None, 98.37),
 }
-
-
-FIGURES = ("min_train_accuracy", "min_validation_accuracy", "max_train_accuracy", "max_validation_accuracy",
-           "test_accuracy")  # fmt: skip
 
 
 @dataclass
@@ -183,54 +173,6 @@ def run_baseline(grid: GridConfig, name: str, seed: int, out_dir: Path, data_dir
     return record
 
 
-@dataclass(frozen=True)
-class Baseline:
-    description: str
-    build: Callable[[int], object]
-    features: Callable[[np.ndarray], np.ndarray]
-
-
-def flat_unit_pixels(images: np.ndarray) -> np.ndarray:
-    return images.reshape(len(images), -1).astype(np.float32) / 255.0
-
-
-def _knn(seed: int):
-    from sklearn.neighbors import KNeighborsClassifier
-
-    return KNeighborsClassifier(n_neighbors=3, n_jobs=-1)
-
-
-SVM_PCA_COMPONENTS = 50  # PCA to 50 dimensions keeps ~82% of pixel variance and makes the RBF SVM ~10x faster
-
-
-def _svm(seed: int):
-    from sklearn.decomposition import PCA
-    from sklearn.pipeline import make_pipeline
-    from sklearn.svm import SVC
-
-    return make_pipeline(PCA(SVM_PCA_COMPONENTS, random_state=seed), SVC(kernel="rbf", C=10, gamma="scale"))
-
-
-def _random_forest(seed: int):
-    from sklearn.ensemble import RandomForestClassifier
-
-    return RandomForestClassifier(n_estimators=200, n_jobs=-1, random_state=seed)
-
-
-def _mlp(seed: int):
-    from sklearn.neural_network import MLPClassifier
-
-    return MLPClassifier(hidden_layer_sizes=(256, 128), max_iter=30, early_stopping=True, random_state=seed)
-
-
-BASELINES = {
-    "knn": Baseline("k-nearest neighbours, k=3, raw pixels /255", _knn, flat_unit_pixels),
-    "svm": Baseline(f"SVM, RBF kernel, C=10, on PCA-{SVM_PCA_COMPONENTS} of pixels /255", _svm, flat_unit_pixels),
-    "random-forest": Baseline("random forest, 200 trees, raw pixels /255", _random_forest, flat_unit_pixels),
-    "mlp": Baseline("multilayer perceptron 784-256-128-10, Adam, early stopping", _mlp, flat_unit_pixels),
-}
-
-
 def recorded_runs(grid: GridConfig, out_dir: Path) -> list[dict]:
     """The runs of this grid already recorded in OUT/runs (matching config), without running anything."""
     records = []
@@ -317,104 +259,6 @@ def summarize(records: list[dict], test_labels: np.ndarray) -> list[dict]:
 def correct_mask(record: dict, labels: np.ndarray) -> np.ndarray:
     predictions = np.frombuffer(record["test_predictions"].encode(), dtype=np.uint8) - ord("0")
     return predictions == labels
-
-
-def fmt_stat(stat: dict | None) -> str:
-    if not stat:
-        return "–"
-    return f"{stat['mean']:.2f} ± {stat['std']:.2f}" if stat["n"] > 1 else f"{stat['mean']:.2f}"
-
-
-def fmt_paper(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
-
-
-def fmt_p(p: float | None) -> str:
-    if p is None:
-        return "–"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def table_markdown(rows: list[dict]) -> str:
-    lines = [
-        "| case | epochs | seeds | min train % (paper / ours) | min val % | max train % | max val % "
-        "| test % (paper / ours) | test 95% CI | McNemar p vs case 1 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in (r for r in rows if r["kind"] == "cnn"):
-        cells = [f"{fmt_paper(row['paper'][f])} / {fmt_stat(row.get(f))}" for f in FIGURES]
-        test = row["test_accuracy"]
-        ci = f"[{test['ci_low']:.2f}, {test['ci_high']:.2f}]"
-        lines.append(
-            f"| {row['case']} | {row['epochs']} | {len(row['seeds'])} | " + " | ".join(cells[:4])
-            + f" | {cells[4]} | {ci} | {fmt_p(row['mcnemar_p'])} |"
-        )  # fmt: skip
-    baselines = [r for r in rows if r["kind"] == "baseline"]
-    if baselines:
-        lines += ["", "| classical baseline | seeds | test % | test 95% CI | fit s | predict s (test set) "
-                      "| McNemar p vs case 1 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for row in baselines:
-            test = row["test_accuracy"]
-            lines.append(
-                f"| {row['description']} | {len(row['seeds'])} | {fmt_stat(test)} | "
-                f"[{test['ci_low']:.2f}, {test['ci_high']:.2f}] | {row['fit_seconds']['mean']:.1f} | "
-                f"{row['predict_seconds']['mean']:.1f} | {fmt_p(row['mcnemar_p'])} |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def table_csv(rows: list[dict]) -> str:
-    header = ["name", "kind", "seeds"] + [f"paper_{f}" for f in FIGURES]
-    header += [f"{f}_{s}" for f in FIGURES for s in ("mean", "std", "ci_low", "ci_high")]
-    header += ["mcnemar_p_vs_case1", "fit_seconds", "predict_seconds"]
-    lines = [",".join(header)]
-    for row in rows:
-        paper = row.get("paper", {})
-        cells = [row["name"], row["kind"], " ".join(map(str, row["seeds"]))]
-        cells += ["" if paper.get(f) is None else f"{paper[f]}" for f in FIGURES]
-        for figure in FIGURES:
-            stat = row.get(figure)
-            cells += [f"{stat[s]:.4f}" if stat else "" for s in ("mean", "std", "ci_low", "ci_high")]
-        cells.append("" if row["mcnemar_p"] is None else f"{row['mcnemar_p']:.6g}")
-        for key in ("fit_seconds", "predict_seconds"):
-            cells.append(f"{row[key]['mean']:.3f}" if key in row else "")
-        lines.append(",".join(cells))
-    return "\n".join(lines) + "\n"
-
-
-def learning_curve_figure(runs: list[dict], title: str) -> Figure:
-    figure = Figure(figsize=(6, 4))
-    axes = figure.add_subplot()
-    for run in sorted(runs, key=lambda r: r["seed"]):
-        epochs = [h["epoch"] for h in run["history"]]
-        (line,) = axes.plot(epochs, [h["train_accuracy"] * 100 for h in run["history"]], label=f"train s{run['seed']}")
-        validation = [h["validation_accuracy"] for h in run["history"]]
-        if all(v is not None for v in validation):
-            axes.plot(epochs, [v * 100 for v in validation], "--", color=line.get_color(), label=f"val s{run['seed']}")
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("accuracy %")
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, ncol=2)
-    return figure
-
-
-def comparison_figure(rows: list[dict]) -> Figure:
-    figure = Figure(figsize=(8, 4))
-    axes = figure.add_subplot()
-    names = [r["name"].replace("paper-", "") for r in rows]
-    means = [r["test_accuracy"]["mean"] for r in rows]
-    errors = [r["test_accuracy"]["mean"] - r["test_accuracy"]["ci_low"] for r in rows]
-    axes.bar(range(len(rows)), means, yerr=errors, capsize=4, color="tab:blue", label="ours (mean, 95% CI)")
-    paper = [r.get("paper", {}).get("test_accuracy") for r in rows]
-    xs = [i for i, p in enumerate(paper) if p is not None]
-    axes.scatter(xs, [paper[i] for i in xs], color="tab:red", zorder=3, label="report")
-    axes.set_xticks(range(len(rows)), names, rotation=30, ha="right")
-    axes.set_ylim(min(means + [p for p in paper if p]) - 1, 100)
-    axes.set_ylabel("test accuracy %")
-    axes.legend()
-    axes.grid(axis="y", alpha=0.3)
-    return figure
 
 
 def write_report(records: list[dict], out_dir: Path, test_labels: np.ndarray, command: str) -> list[dict]:

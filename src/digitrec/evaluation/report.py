@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,17 +13,16 @@ from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
+from digitrec import model_files
 from digitrec.data.datasets import LabelledImages, dataset_spec, load_split
 from digitrec.errors import DigitrecError
 from digitrec.fileio import save_figure_atomic, write_json_atomic
 from digitrec.images.normalize import to_model_inputs
+from digitrec.inference.views import View, average_over_views, model_views
 from digitrec.models.registry import model_entry
 from digitrec.training import checkpoint
-from digitrec.training.augment import fixed_affine
 
 DEFAULT_BATCH_SIZE = 1000
-
-
 MISCLASSIFIED_GRID_MAX = 100  # digits shown in the misclassified grid (10 x 10)
 
 
@@ -40,37 +38,25 @@ def predict_logits(model: nn.Module, inputs: torch.Tensor, batch_size: int = DEF
     return logits
 
 
-IDENTITY_VIEW = (0.0, 1.0)  # (rotation in degrees, scale): the image as it is
-
-
-SMALLEST_PROBABILITY = 1e-30  # floor before the log, so an underflowed class gives a finite score
-
-
-def test_time_views(metadata: dict, enabled: bool = True) -> list[tuple[float, float]]:
+def test_time_views(metadata: dict, enabled: bool = True) -> list[View]:
     """The views a checkpoint is meant to be read with: its recorded ones, else its model's recipe's; [] if off."""
     if not enabled:
         return []
-    recorded = metadata.get("inference", {}).get("test_time_views")
-    views = recorded if recorded is not None else model_entry(metadata["config"]["model"]).test_time_views
-    return [(float(rotation), float(scale)) for rotation, scale in views]
+    return model_views(metadata, model_entry(metadata["config"]["model"]).test_time_views)
 
 
-def average_over_views(
-    score: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, views: list[tuple[float, float]]
-) -> torch.Tensor:
-    """Test-time augmentation: the log of the mean softmax of `score` over rotated/scaled views of `inputs`.
+def logits_over_views(model: nn.Module, inputs: torch.Tensor, views: list[View]) -> torch.Tensor:
+    """The model's logits of `inputs` averaged over test-time `views` (the recognizer's own views, in NumPy)."""
 
-    Usable as logits (its softmax is the mean probability); with no views, `score(inputs)` itself.
-    """
-    if not views or list(views) == [IDENTITY_VIEW]:
-        return score(inputs)
-    probabilities = [torch.softmax(score(fixed_affine(inputs, *view)), 1) for view in views]
-    return torch.stack(probabilities).mean(0).clamp_min(SMALLEST_PROBABILITY).log()
+    def score(x):
+        return predict_logits(model, torch.from_numpy(x)).numpy()
+
+    return torch.from_numpy(average_over_views(score, inputs.numpy(), views))
 
 
 def checkpoint_logits(model: nn.Module, metadata: dict, inputs: torch.Tensor, tta: bool = True) -> torch.Tensor:
     """Logits of a checkpoint's model, read through its test-time views (unless `tta` is False)."""
-    return average_over_views(lambda x: predict_logits(model, x), inputs, test_time_views(metadata, tta))
+    return logits_over_views(model, inputs, test_time_views(metadata, tta))
 
 
 def accuracy_and_loss(
@@ -158,7 +144,9 @@ def test_probabilities(
     test_split = load_split("test", data_dir, dataset_spec(config["dataset"]))
     if config.get("test_subset"):
         test_split = test_split.subset(np.arange(config["test_subset"]))
-    logits = checkpoint_logits(model, metadata, to_model_inputs(test_split.images, config["normalization"]), tta)
+    logits = checkpoint_logits(
+        model, metadata, torch.from_numpy(to_model_inputs(test_split.images, config["normalization"])), tta
+    )
     return torch.softmax(logits, 1).numpy(), test_split
 
 
@@ -186,7 +174,7 @@ def evaluate_checkpoint(
     metrics = classification_metrics(y_true, y_pred, class_names) | {"model": name, "test_time_views": max(views)}
     if report_dir is not None:
         write_evaluation_report(Path(report_dir), metrics, test_split.images, y_true, y_pred, class_names)
-    return EvaluationReport(metrics, ", ".join(str(checkpoint.resolve_model_path(p)) for p in paths), report_dir)
+    return EvaluationReport(metrics, ", ".join(str(model_files.resolve_model_path(p)) for p in paths), report_dir)
 
 
 def write_evaluation_report(

@@ -8,16 +8,10 @@ import cv2
 import numpy as np
 
 from digitrec.errors import DigitrecError
-
-WHITE = 255
-
+from digitrec.mnist import WHITE
 
 SIXTEEN_TO_EIGHT_BITS = 257  # 65535 / 255
-
-
 WORK_MAX_SIDE_PX = 1024  # photos are analysed at most this large: a digit a tenth of the frame is still 100 px
-
-
 WORK_MIN_SIDE_PX = 224  # smaller images (a 28x28 digit) are enlarged so that the morphology below has room
 
 

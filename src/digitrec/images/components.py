@@ -7,28 +7,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from digitrec.images.arrays import WHITE
+from digitrec.mnist import WHITE
 
 NO_DIGIT = "no digit found (the image looks blank, or its ink is too faint)"
 
 MIN_DIGIT_HEIGHT_FRACTION = 0.04  # of the working image's shorter side: smaller marks are specks
-
-
 MIN_DIGIT_HEIGHT_PX = 8
-
-
 SPECK_AREA_FRACTION = 0.03  # components below this fraction of the digit's main component are noise
-
-
 MAX_DIGIT_WIDTH_PER_HEIGHT = 3.0  # wider components are lines or smudges, not digits
-
-
 PART_GAP_FRACTION = 0.15  # a broken-off piece within this fraction of the digit's height belongs to it
-
-
 RIVAL_HEIGHT_FRACTION = 0.5  # another component this tall (vs the digit) ...
-
-
 RIVAL_AREA_FRACTION = 0.2  # ... with this much ink is another digit
 
 

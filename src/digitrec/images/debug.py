@@ -6,15 +6,11 @@ import cv2
 import numpy as np
 
 from digitrec.errors import DigitrecError
-from digitrec.images.arrays import WHITE
 from digitrec.images.photo import PhotoStages
+from digitrec.mnist import WHITE
 
 STRIP_HEIGHT_PX = 160
-
-
 STRIP_LABEL_PX = 22
-
-
 STRIP_GAP_PX = 6
 
 

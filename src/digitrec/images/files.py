@@ -1,7 +1,8 @@
 """People's image files -> decoded PIL images: which files a command line names, and reading them safely.
 
 Every problem with a file is a one-line `DigitrecError` that names the file, so a batch can report it and go on.
-Nothing here looks at pixels beyond decoding them; `preprocess` turns the images into MNIST-like digits.
+Nothing here looks at pixels beyond decoding them; `images.photo` turns them into MNIST-like digits. The
+service decodes its uploads here too (`decode_picture`), with the same formats and limits.
 """
 
 from __future__ import annotations
@@ -17,29 +18,17 @@ from PIL import Image, UnidentifiedImageError
 
 from digitrec.errors import DigitrecError
 
-# The largest image we decode: a 64-megapixel phone photo fits (about 200 MB as RGB); larger files are refused from
-# their header, before any pixel is decoded. PIL's own "decompression bomb" guard only starts at 89 megapixels.
-MAX_IMAGE_PIXELS = 80_000_000
-
-
+# The largest image we decode, for the CLI, the API and the service alike: a 40-megapixel photo fits (120 MB as RGB);
+# larger files are refused from their header, before any pixel is decoded. PIL's own "decompression bomb" guard
+# only starts at 89 megapixels.
+MAX_IMAGE_PIXELS = 40_000_000
+PICTURE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")  # what Pillow may decode: no other decoder is reachable
 MIN_IMAGE_SIDE_PX = 8  # smaller than this holds no readable digit (MNIST's digits are 20 px tall)
-
-
 PDF_RENDER_DPI = 150  # pages are rendered at this resolution (PDF user space is 72 points per inch)
-
-
 PDF_POINTS_PER_INCH = 72
-
-
 MAX_PDF_PAGES = 100
-
-
 PDF_MAGIC = b"%PDF-"
-
-
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pdf"})
 
 
@@ -118,40 +107,45 @@ def png_header_size(data: bytes) -> tuple[int, int] | None:
     return struct.unpack(">II", data[16:24])
 
 
-def check_dimensions(path: Path, width: int, height: int) -> None:
+def check_dimensions(name: str, width: int, height: int) -> None:
     if width * height > MAX_IMAGE_PIXELS:
-        raise DigitrecError(
-            f"{path}: image too large ({width}x{height} pixels; the limit is {MAX_IMAGE_PIXELS:,} pixels)"
-        )
+        raise DigitrecError(f"{name}: image of {width}x{height} pixels is over the {MAX_IMAGE_PIXELS:,}-pixel limit")
     if min(width, height) < MIN_IMAGE_SIDE_PX:
         raise DigitrecError(
-            f"{path}: image too small to hold a digit ({width}x{height} pixels; "
+            f"{name}: image too small to hold a digit ({width}x{height} pixels; "
             f"at least {MIN_IMAGE_SIDE_PX}x{MIN_IMAGE_SIDE_PX} needed)"
         )
 
 
-def open_picture(path: Path, data: bytes) -> SourceImage:
-    """Decode an image file's first frame, after checking its header's dimensions."""
+def decode_picture(data: bytes, name: str) -> tuple[Image.Image, int]:
+    """Encoded bytes -> (the decoded first frame, the number of frames). The dimensions are checked from the header,
+    before any pixel is decoded; every problem is a one-line `DigitrecError` naming `name`."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit applies below
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=PICTURE_FORMATS)
     except Image.DecompressionBombError:
-        raise DigitrecError(f"{path}: image too large (over {MAX_IMAGE_PIXELS:,} pixels)") from None
+        raise DigitrecError(f"{name}: image over the {MAX_IMAGE_PIXELS:,}-pixel limit") from None
     except UnidentifiedImageError:
         header_size = png_header_size(data)
         if header_size is not None and 0 in header_size:
-            raise DigitrecError(f"{path}: empty image ({header_size[0]}x{header_size[1]} pixels)") from None
-        raise DigitrecError(f"{path}: not an image or PDF (the format is not recognized)") from None
+            raise DigitrecError(f"{name}: empty image ({header_size[0]}x{header_size[1]} pixels)") from None
+        raise DigitrecError(f"{name}: not a readable image (expected {', '.join(PICTURE_FORMATS)} or PDF)") from None
     except (OSError, SyntaxError, ValueError) as exc:  # a known format whose header is damaged (Pillow's types)
-        raise DigitrecError(f"{path}: damaged image header ({exc})") from None
-    check_dimensions(path, *image.size)
+        raise DigitrecError(f"{name}: damaged image header ({exc})") from None
+    check_dimensions(name, *image.size)
     frames = getattr(image, "n_frames", 1)
     try:
         image.seek(0)
         image.load()
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DigitrecError(f"{path}: truncated or damaged {image.format} file ({exc})") from None
+    except Exception as exc:  # Pillow's decoders raise many types on damaged data; all mean "unreadable"
+        raise DigitrecError(f"{name}: truncated or damaged {image.format} image ({type(exc).__name__})") from None
+    return image, frames
+
+
+def open_picture(path: Path, data: bytes) -> SourceImage:
+    """Decode an image file's first frame, after checking its header's dimensions."""
+    image, frames = decode_picture(data, str(path))
     note = f"{image.format} with {frames} frames: the first frame was used" if frames > 1 else None
     return SourceImage(path=path, image=image, note=note)
 

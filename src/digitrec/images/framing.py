@@ -5,8 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from digitrec.images.arrays import WHITE
-from digitrec.mnist import MNIST_BOX_FRACTION, MNIST_CENTRE_OF_MASS_FRACTION
+from digitrec.mnist import IMAGE_SIZE, MNIST_BOX_FRACTION, MNIST_CENTRE_OF_MASS_FRACTION, WHITE
 
 FAINTEST_SHOWN_INK = 20  # ... crops keep rows and columns with ink stronger than this (of 255): paper noise is left out
 
@@ -15,14 +14,10 @@ FAINTEST_SHOWN_INK = 20  # ... crops keep rows and columns with ink stronger tha
 # Deskewing beyond the quartiles read rotated photos best (benchmarks/photos.py, "rotation": 84% vs 80% without
 # deskew, digitnet-small after 2 epochs; no change on upright digits).
 MNIST_SKEW_RANGE = (-0.32, 0.06)
-
-
 # Stroke width (`stroke_width_px`) with the digit's longer side scaled to STROKE_BOX_PX, of the first 1,000 MNIST
 # training digits shown to this pipeline as dark-on-light images: 5th and 95th percentiles (median 11.7 px, i.e.
 # 2.9 px in the 20 px box). Pens outside this range are brought to its nearer end.
 STROKE_BOX_PX = 80
-
-
 MNIST_STROKE_RANGE_PX = (9.0, 15.4)
 
 
@@ -122,7 +117,7 @@ def normalize_stroke(mask: np.ndarray) -> np.ndarray:
     return changed_stroke(boxed, stroke_change_px(boxed))
 
 
-def mnist_frame(mask: np.ndarray, size: int = 28) -> np.ndarray:
+def mnist_frame(mask: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     """MNIST's own last steps: fit the longer side to the 20 px box (anti-aliased), centre of mass at the centre."""
     box_px = round(size * MNIST_BOX_FRACTION)
     height, width = mask.shape
@@ -139,7 +134,7 @@ def mnist_frame(mask: np.ndarray, size: int = 28) -> np.ndarray:
     return np.clip(np.rint(framed), 0, WHITE).astype(np.uint8)
 
 
-def mask_to_mnist(mask: np.ndarray, size: int = 28) -> np.ndarray:
+def mask_to_mnist(mask: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     """A 0/255 mask of one digit's ink -> MNIST-like `(size, size)`: cropped, deskewed, stroke width normalized,
     fitted into the 20 px box, centre of mass centred."""
     return mnist_frame(normalize_stroke(deskew(tight_crop(mask))), size)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from digitrec.images.arrays import WHITE
 from digitrec.images.framing import (
     FAINTEST_SHOWN_INK,
     STROKE_BOX_PX,
@@ -18,10 +17,9 @@ from digitrec.images.framing import (
     skew_correction,
     stroke_change_px,
 )
+from digitrec.mnist import IMAGE_SIZE, WHITE
 
 FAINT_RIM_PX = 2  # reading digits from gray: ink this far outside the binarized stroke is kept (a pen line's soft
-
-
 # rim and faint ends, which the threshold leaves out; MNIST's own strokes have a 1-2 px anti-aliased rim)
 INK_LEVEL_PERCENTILE = 5  # ... the ink's full darkness: this percentile of the gray under the binarized stroke
 
@@ -41,7 +39,7 @@ def normalize_gray_stroke(strength: np.ndarray) -> np.ndarray:
     return changed_stroke(boxed, stroke_change_px(np.where(boxed >= WHITE / 2, WHITE, 0).astype(np.uint8)))
 
 
-def gray_to_mnist(gray: np.ndarray, mask: np.ndarray, others: np.ndarray, paper_level: float, size: int = 28):
+def gray_to_mnist(gray: np.ndarray, mask: np.ndarray, others: np.ndarray, paper_level: float, size: int = IMAGE_SIZE):
     """One digit's gray levels -> MNIST-like `(size, size)`, the way MNIST itself was made (anti-aliased gray, not
     a binary mask): the ink strength within FAINT_RIM_PX of its binarized ink, so that the soft or faint parts of
     strokes that the threshold cut away come back, then deskewed, stroke width normalized and framed like

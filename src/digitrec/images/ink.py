@@ -7,46 +7,22 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from digitrec.images.arrays import WHITE
+from digitrec.mnist import WHITE
 
 COARSE_SIDE_PX = 128  # lighting and background are estimated on the image shrunk to this shorter side
-
-
 BACKGROUND_MEDIAN_FRACTION = 0.3  # median window for the background, as a fraction of the coarse shorter side
-
-
 # Closing windows tried for uneven lighting, as fractions of the coarse shorter side: the first is wider than most
 # pen strokes and narrow enough to follow shadows; wider ones are for markers whose strokes it would hollow out.
 LIGHTING_CLOSING_FRACTIONS = (0.25, 0.5, 1.0)
-
-
 MIN_EXTRA_INK_FRACTION = 0.005  # a wider window that adds less ink than this changes nothing
-
-
 SMALL_HOLE_FRACTION = 0.005  # enclosed paper smaller than this fraction of the ink is a pinhole, not a loop
-
-
 INK_LEVEL_TOLERANCE = 0.25  # added pixels are ink when this close to it (fraction of the ink-to-paper range)
-
-
 EXTREME_PIXEL_FRACTION = 0.0005  # ink contrast is read at the 0.05% most extreme pixels (at least 30 of them)
-
-
 EXTREME_MIN_PIXELS = 30
-
-
 BORDER_FRACTION = 0.05  # the image's outer 5% tells the paper's brightness (and so the ink's polarity) ...
-
-
 BORDER_EVEN_FRACTION = 0.25  # ... when its 10-90% spread is below this fraction of the image's contrast
-
-
 MIN_INK_CONTRAST = 40  # gray levels between ink and paper below which nothing is taken for ink
-
-
 MIN_INK_SNR = 6.0  # ... or below this many times the paper's noise (robust sigma)
-
-
 INK_NOISE_SIGMAS = 4.0  # a pixel is ink only if darker than the paper by this many noise sigmas (and by Otsu)
 
 

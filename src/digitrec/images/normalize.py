@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from digitrec.errors import DigitrecError
 from digitrec.mnist import MNIST_MEAN, MNIST_STD, PIXEL_MAX
@@ -62,10 +61,10 @@ def normalize_images(images: np.ndarray, method: str) -> np.ndarray:
     return normalize(images)
 
 
-def to_model_inputs(images: np.ndarray, normalization: str) -> torch.Tensor:
-    """uint8 images `(N, H, W)` -> normalized float32 tensor `(N, 1, H, W)`."""
+def to_model_inputs(images: np.ndarray, normalization: str) -> np.ndarray:
+    """uint8 images `(N, H, W)` -> normalized float32 array `(N, 1, H, W)` (torch: `torch.from_numpy` of it)."""
     if images.ndim == 2:
         images = images[None]
     if images.ndim != 3:
         raise DigitrecError(f"expected images of shape (N, H, W) or (H, W), got {images.shape}")
-    return torch.from_numpy(np.ascontiguousarray(normalize_images(images, normalization))).unsqueeze(1)
+    return np.ascontiguousarray(normalize_images(images, normalization), dtype=np.float32)[:, None]

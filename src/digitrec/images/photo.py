@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 
 from digitrec.errors import DigitrecError
-from digitrec.images.arrays import WHITE, image_to_array, resize_for_work
+from digitrec.images.arrays import image_to_array, resize_for_work
 from digitrec.images.components import NO_DIGIT, select_digit
 from digitrec.images.framing import deskew, mnist_frame, normalize_stroke, tight_crop
 from digitrec.images.ink import find_ink, ink_dark_gray
 from digitrec.images.ruled_lines import remove_ruled_lines
+from digitrec.mnist import IMAGE_SIZE, WHITE
 
 LIGHT_BACKGROUND_MEAN = 127.5  # the naive pipeline: a mean above mid-gray means a light background
 
@@ -51,7 +52,7 @@ def ink_stages(image) -> InkStages:
     return InkStages(original, flat, remove_ruled_lines(ink, faint), True)
 
 
-def photo_stages(image, size: int = 28) -> PhotoStages:
+def photo_stages(image, size: int = IMAGE_SIZE) -> PhotoStages:
     """A photo or scan of one digit (PIL image or array) -> MNIST-like `(size, size)` uint8, with every stage.
 
     Ink is found in the channel where it stands out most, lighting is flattened, the image thresholded (Otsu, and
@@ -72,7 +73,7 @@ def photo_stages(image, size: int = 28) -> PhotoStages:
     return PhotoStages(ink.original, ink.gray, ink.binary, cropped, digit)
 
 
-def photo_to_mnist(image, size: int = 28, source: str = "image") -> np.ndarray:
+def photo_to_mnist(image, size: int = IMAGE_SIZE, source: str = "image") -> np.ndarray:
     """`photo_stages(image).digit`; an image without exactly one digit is a DigitrecError naming `source`."""
     stages = photo_stages(image, size)
     if stages.problem:
@@ -80,7 +81,7 @@ def photo_to_mnist(image, size: int = 28, source: str = "image") -> np.ndarray:
     return stages.digit
 
 
-def photo_file_to_mnist(path: str | os.PathLike, size: int = 28) -> np.ndarray:
+def photo_file_to_mnist(path: str | os.PathLike, size: int = IMAGE_SIZE) -> np.ndarray:
     """The one digit in an image file (or one-page PDF) -> MNIST-like `(size, size)` uint8."""
     from digitrec.images.files import read_single_image
 
@@ -88,7 +89,7 @@ def photo_file_to_mnist(path: str | os.PathLike, size: int = 28) -> np.ndarray:
     return photo_to_mnist(source.image, size, source=source.name)
 
 
-def naive_photo_to_mnist(image, size: int = 28) -> np.ndarray:
+def naive_photo_to_mnist(image, size: int = IMAGE_SIZE) -> np.ndarray:
     """The report's own-image pipeline, for comparison: gray, threshold at the mean gray, invert if the background
     is light, squeeze to `size` x `size` (cv2.INTER_AREA). No crop, no centring, aspect ratio lost.
 

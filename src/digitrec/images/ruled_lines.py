@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from digitrec.images.arrays import WHITE
+from digitrec.mnist import WHITE
 
 LINE_SEGMENT_FRACTION = 0.08  # a ruled line is made of straight runs at least this long (fraction of the side),
 
@@ -19,8 +19,6 @@ LINE_MAX_THICKNESS_FRACTION = 0.03  # thin (ruled lines are 1-3 px where the pag
 
 
 LINE_MIN_THICKNESS_PX = 6
-
-
 LINE_SPAN_FRACTION = 0.85  # lined up from end to end across this much of the image,
 
 

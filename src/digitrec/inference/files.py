@@ -100,11 +100,7 @@ def predict_files(recognizer, arguments: list[str], debug_dir: Path | None = Non
 
 
 ANNOTATION_SURE_RGB = (0, 160, 60)
-
-
 ANNOTATION_UNSURE_RGB = (230, 120, 0)
-
-
 ANNOTATION_SEPARATOR_RGB = (120, 120, 120)
 
 

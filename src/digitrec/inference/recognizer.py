@@ -1,8 +1,11 @@
 """The public API: `Recognizer.load()` then `.predict(x)`, with calibrated confidence and an "unsure" flag.
 
 from digitrec import Recognizer
-recognizer = Recognizer.load()            # the model shipped in the package
+recognizer = Recognizer.load()            # the model shipped in the package, on onnxruntime
 result = recognizer.predict(image_28x28)  # -> Prediction(digit, confidence, probabilities, unsure)
+reading = recognizer.read("cheque.jpg")   # -> NumberReading(text, digits with boxes, lines, separators)
+
+No torch here: the shipped models run on onnxruntime; a checkpoint of one's own needs the `[train]` extra.
 """
 
 from __future__ import annotations
@@ -12,25 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from digitrec.errors import DigitrecError
-from digitrec.evaluation.report import average_over_views, predict_logits, test_time_views
 from digitrec.images.normalize import to_model_inputs
 from digitrec.images.photo import photo_file_to_mnist, photo_to_mnist
-from digitrec.reading.pieces import load_piece_scorer
+from digitrec.inference.backends import DEFAULT_BACKEND, load_network
+from digitrec.inference.views import View, average_over_views, model_views
+from digitrec.mnist import PIXEL_MAX, WHITE
+from digitrec.model_files import SHIPPED_PIECE_MODEL
+from digitrec.numeric import softmax
+from digitrec.reading.pieces import PIECE_CLASSES, piece_model_scorer
 from digitrec.reading.reader import read_number
 from digitrec.reading.results import NumberReading
 from digitrec.reading.segmentation import PieceScorer, confidence_scorer
-from digitrec.training import checkpoint
 
-DEFAULT_UNSURE_THRESHOLD = 0.5  # used when a checkpoint carries no calibrated threshold
-
-
-SHIPPED_PIECE_MODEL = "piece-scorer"  # the reader's piece model shipped in the package (digitrec.reading.pieces)
-
-
-BACKENDS = ("torch", "onnx")
+DEFAULT_UNSURE_THRESHOLD = 0.5  # used when a model carries no calibrated threshold
 
 
 @dataclass(frozen=True)
@@ -48,23 +47,14 @@ class Prediction:
 class Recognizer:
     """A trained classifier with its preprocessing and calibration: images in, predictions out."""
 
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        metadata: dict,
-        temperature: float = 1.0,
-        unsure_threshold: float = DEFAULT_UNSURE_THRESHOLD,
-        onnx_session=None,
-        views: list[tuple[float, float]] | None = None,
-        piece_scorer: PieceScorer | None = None,
-    ) -> None:
-        self.model = model
-        self.metadata = metadata
-        self.normalization = metadata["config"]["normalization"]
-        self.image_size = metadata["image_size"]
-        self.temperature = temperature
-        self.unsure_threshold = unsure_threshold
-        self.onnx_session = onnx_session
+    def __init__(self, network, views: list[View] | None = None, piece_scorer: PieceScorer | None = None) -> None:
+        self.network = network  # inference.backends: OnnxNetwork or TorchNetwork
+        self.metadata = network.metadata
+        self.normalization = self.metadata["config"]["normalization"]
+        self.image_size = self.metadata["image_size"]
+        calibration = self.metadata.get("calibration", {})
+        self.temperature = calibration.get("temperature", 1.0)
+        self.unsure_threshold = calibration.get("unsure_threshold", DEFAULT_UNSURE_THRESHOLD)
         self.views = list(views or [])  # test-time augmentation views; [] reads each image once
         # rates the candidate pieces of a line when reading numbers; None: this classifier's quick confidence
         self.piece_scorer = piece_scorer
@@ -73,42 +63,28 @@ class Recognizer:
     def load(
         cls,
         model: str | os.PathLike = "default",
-        backend: str = "torch",
+        backend: str = DEFAULT_BACKEND,
         tta: bool = True,
         pieces: str | os.PathLike | None = SHIPPED_PIECE_MODEL,
+        threads: int = 0,
     ) -> Recognizer:
-        """A checkpoint path, a run folder, or "default" (the model shipped in the package).
+        """A shipped model's name ("default"), an ONNX file, or a checkpoint file / run folder (needs torch).
 
-        `tta=False` reads each image once instead of through the model's test-time views (faster, a little less
-        accurate; the calibration was fit with the views). `pieces` is the piece model `read` cuts lines with (the
-        shipped one, a checkpoint, or None: the classifier's own confidence)."""
-        if backend not in BACKENDS:
-            raise DigitrecError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-        path = checkpoint.resolve_model_path(model)
-        torch_model, metadata = checkpoint.load_model(path)
-        calibration = metadata.get("calibration", {})
-        session = None
-        if backend == "onnx":
-            from digitrec.training.export import onnx_session_for
-
-            session = onnx_session_for(torch_model, metadata)
-        return cls(
-            torch_model,
-            metadata,
-            temperature=calibration.get("temperature", 1.0),
-            unsure_threshold=calibration.get("unsure_threshold", DEFAULT_UNSURE_THRESHOLD),
-            onnx_session=session,
-            views=test_time_views(metadata, tta),
-            piece_scorer=load_piece_scorer(checkpoint.resolve_model_path(pieces)) if pieces else None,
-        )
+        `backend`: "onnx" (onnxruntime, the default) or "torch". `tta=False` reads each image once instead of
+        through the model's test-time views (faster, a little less accurate; the calibration was fit with the
+        views). `pieces` is the piece model `read` cuts lines with (the shipped one, a model of one's own, or None:
+        the classifier's own confidence). `threads`: onnxruntime's threads per model (0: its choice)."""
+        network = load_network(model, backend, threads)
+        views = model_views(network.metadata) if tta else []
+        return cls(network, views, load_piece_scorer(pieces, backend, threads) if pieces else None)
 
     @property
     def backend(self) -> str:
-        return "onnx" if self.onnx_session is not None else "torch"
+        return self.network.backend
 
     def to_images(self, x) -> np.ndarray:
         """Validate the input once, at the edge: uint8 `(N, H, W)` images."""
-        if isinstance(x, str | os.PathLike):  # a photo or scan of one digit: the photo pipeline (preprocess.py)
+        if isinstance(x, str | os.PathLike):  # a photo or scan of one digit: the photo pipeline (images.photo)
             return photo_file_to_mnist(Path(x), self.image_size)[None]
         if hasattr(x, "convert") and hasattr(x, "size"):  # a PIL image
             return photo_to_mnist(x, self.image_size)[None]
@@ -123,29 +99,21 @@ class Recognizer:
         if array.dtype != np.uint8:
             if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
                 raise DigitrecError(f"expected numeric pixels, got dtype {array.dtype} or non-finite values")
-            scale = 255.0 if array.max() <= 1.0 else 1.0  # floats in [0, 1] are taken as fractions of white
-            array = np.clip(np.rint(array * scale), 0, 255).astype(np.uint8)
+            scale = PIXEL_MAX if array.max() <= 1.0 else 1.0  # floats in [0, 1] are taken as fractions of white
+            array = np.clip(np.rint(array * scale), 0, WHITE).astype(np.uint8)
         return array
 
-    def logits(self, images: np.ndarray, views: list[tuple[float, float]] | None = None) -> torch.Tensor:
+    def logits(self, images: np.ndarray, views: list[View] | None = None) -> np.ndarray:
         """Logits of uint8 images `(N, H, W)` through `views` (default: the model's test-time views)."""
         views = self.views if views is None else views
-        return average_over_views(self.raw_logits, to_model_inputs(images, self.normalization), views)
-
-    def raw_logits(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The model's logits of model-ready inputs `(N, C, H, W)`, on the chosen backend."""
-        if self.onnx_session is not None:
-            from digitrec.training.export import onnx_logits
-
-            return torch.from_numpy(onnx_logits(self.onnx_session, inputs.numpy()))
-        return predict_logits(self.model, inputs)
+        return average_over_views(self.network.logits, to_model_inputs(images, self.normalization), views)
 
     def predict_proba(self, x) -> np.ndarray:
         """Calibrated class probabilities `(N, classes)`."""
         return self.calibrated_probabilities(self.to_images(x))
 
     def calibrated_probabilities(self, images: np.ndarray, views: list | None = None) -> np.ndarray:
-        return torch.softmax(self.logits(images, views) / self.temperature, dim=1).numpy()
+        return softmax(self.logits(images, views) / self.temperature)
 
     def quick_probabilities(self, images: np.ndarray) -> np.ndarray:
         """One look per image, without the test-time views: for scoring many candidate pieces fast."""
@@ -180,3 +148,12 @@ class Recognizer:
             for row in probabilities
         ]
         return predictions[0] if single else predictions
+
+
+def load_piece_scorer(model: str | os.PathLike, backend: str = DEFAULT_BACKEND, threads: int = 0) -> PieceScorer:
+    """The reader's piece scorer from a piece model (shipped name, ONNX file or checkpoint)."""
+    network = load_network(model, backend, threads)
+    classes = network.metadata.get("num_classes")
+    if classes != PIECE_CLASSES:
+        raise DigitrecError(f"{model}: not a piece model ({classes} classes, expected {PIECE_CLASSES})")
+    return piece_model_scorer(network.logits)

@@ -12,34 +12,19 @@ import torch
 from torch import nn
 
 from digitrec.errors import DigitrecError
-
-MNIST_IMAGE_SIZE = 28
-
-
-MNIST_CLASSES = 10
-
+from digitrec.mnist import CLASSES as MNIST_CLASSES
+from digitrec.mnist import IMAGE_SIZE as MNIST_IMAGE_SIZE
+from digitrec.model_files import SHIPPED_PIECE_MODEL
 
 # The report's CNN (annex): three Conv2D(64, 3x3) + ReLU + MaxPool(2x2), then Dense(64), Dense(32), Dense(10).
 PAPER_CONV_CHANNELS = 64
-
-
 PAPER_KERNEL_SIZE = 3
-
-
 PAPER_POOL_SIZE = 2
-
-
 PAPER_DENSE_3 = (64, 32)  # hidden widths of the "3 dense layers" head (the third dense layer is the output)
-
-
 # The report does not give the width of the extra hidden layer of its "4 dense layers" head; we repeat the first
 # hidden width (64), so the extra layer changes depth without changing the bottleneck.
 PAPER_DENSE_4 = (64, 64, 32)
-
-
 PAPER_L2 = 0.01  # Keras l2(0.01) on the first conv layer's kernel and bias
-
-
 PAPER_ROTATION_DEG = 10.0  # ImageDataGenerator(rotation_range=10)
 
 
@@ -113,8 +98,6 @@ def register(entry: ModelEntry) -> None:
 
 
 PAPER_DEFAULTS = {"batch_size": 32, "optimizer": "adam", "learning_rate": 1e-3, "normalization": "paper"}
-
-
 PAPER_CASES = {  # case: (hidden widths, L2 on first conv, rotation augmentation); the report's table, section 5
     1: (PAPER_DENSE_3, False, False),
     2: (PAPER_DENSE_4, False, False),
@@ -153,8 +136,6 @@ _register_paper_cases()
 
 
 DIGITNET_WIDTHS = (32, 64, 128)  # channels of the three stages; chosen to train in minutes per epoch on 2 cores
-
-
 DIGITNET_DROPOUT = 0.25
 
 
@@ -234,11 +215,10 @@ register(
 )
 
 
-# The reader's piece model (digitrec.reading.pieces): digitnet-small over two views of a candidate piece of a line (the piece,
+# The reader's piece model (digitrec.reading.pieces): digitnet-small over two views of a candidate piece of a line
+# (the piece,
 # and the piece in its line), 11 classes (the ten digits and "not one whole digit").
-PIECE_MODEL = "piece-scorer"
-
-
+PIECE_MODEL = SHIPPED_PIECE_MODEL  # the piece model shipped in the package is of this architecture
 PIECE_VIEWS = 2
 
 

@@ -15,28 +15,16 @@ MAX_DIGIT_WIDTH_FRACTION = 1.3  # the widest ink one digit may have (MNIST: 99% 
 
 #   95% at most 1.11 H; measured on the training digits' ink boxes)
 MIN_PIECE_WIDTH_FRACTION = 0.1  # the narrowest piece an ink cut may leave (a "1" written straight)
-
-
 SPLIT_WIDTH_FRACTION = 0.55  # runs of ink wider than this (vs H) get candidate cuts inside them
-
-
 CUT_STEP_FRACTION = 1 / 8  # candidate cuts every this much of H, plus the minima of the ink's column profile ...
-
-
 MINIMUM_CUT_STROKES = 2.5  # ... where it crosses at most this many stroke widths of ink
-
-
 # log-score cost of a cut through ink (a digit seen as two needs clearly better pieces). Chosen on strips of the
 # tuning digits with the piece model, which sees what a cut crosses: 0.05 per cut, nothing more per stroke crossed,
 # read 86% / 74% / 98% of 4-digit 30%-touching / 6-digit 30%-touching / 4-digit apart numbers (50 each), against
 # 82% / 72% / 98% with the earlier 0.15 + 0.1 per stroke width.
 CUT_PENALTY = 0.05
 CUT_SLOPES = (-0.45, -0.3, -0.15, 0.15, 0.3, 0.45)  # columns per row of the slanted cuts tried at each place (±9-24°)
-
-
 PIECE_MIN_HEIGHT_FRACTION = 0.4  # a piece must keep ink at least this tall (vs H) to be a digit
-
-
 FRAGMENT_AREA_FRACTION = 0.2  # bits a cut shaves off a neighbour, below this share of the piece's main part: dropped
 
 

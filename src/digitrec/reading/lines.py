@@ -13,38 +13,16 @@ from digitrec.images.photo import ink_stages
 
 # Sizes are fractions of the line's digit height H (the median height of its tall components).
 TALL_FRACTION = 0.5  # a component at least this tall (vs the tallest in the image) is a digit or most of one
-
-
 SEPARATOR_HEIGHT_FRACTION = 0.35  # a mark shorter than this (vs H), clear of any taller ink above or below it, ...
-
-
 SEPARATOR_AREA_FRACTION = 0.25  # ... with less ink than this (vs the median digit), is a separator, not a digit
-
-
 SPECK_AREA_FRACTION = 0.02  # less ink than this (vs the median tall component): noise, dropped
-
-
 MIN_DIGIT_HEIGHT_PX = 8  # in the working image: smaller marks are specks (as for single digits)
-
-
 LINE_OVERLAP_FRACTION = 0.5  # a component belongs to a line when this much of its height lies in the line's band
-
-
 STACKED_GAP_FRACTION = 0.25  # a "line" this close under another (vs the shorter) and under its columns is its rest
-
-
 BAND_HEIGHT_FRACTION = 0.75  # a line's H is at least this share of its band (digits jitter about the baseline)
-
-
 DASH_ASPECT = 1.8  # a small mark this many times wider than tall is a dash
-
-
 COMMA_ASPECT = 1.5  # ... this many times taller than wide, low on the line, a comma; otherwise low: a dot
-
-
 THIN_LINE_MIN_LENGTH_FRACTION = 0.5  # straight runs of ink this long (vs the image's side) ...
-
-
 THIN_LINE_MAX_THICKNESS_PX = 4  # ... and thinner than this are left-overs of ruled, grid or margin lines
 
 

@@ -7,7 +7,8 @@ and "not one whole digit") that sees two views of each piece:
   0. the piece as the classifier sees it (`preprocess.mask_to_mnist`), and
   1. the piece in its line: the line's ink around it at a fixed scale (the line's digit height H = CONTEXT_DIGIT_PX),
      the piece's ink bright, its neighbours' dim, so that width, height and what the cut left behind show.
-It learns from the very pieces the reader makes of photo-like strips of MNIST *training* digits (`digitrec.synthetic.strips`),
+It learns from the very pieces the reader makes of photo-like strips of MNIST *training* digits
+(`digitrec.synthetic.strips`),
 each labelled by the strip's own record of which digit's ink is where. Its score of a piece is the log of
 1 - P(not one whole digit); the final digits are still read by the main model.
 
@@ -17,29 +18,23 @@ and trains it.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import cv2
 import numpy as np
-import torch
 
-from digitrec.errors import DigitrecError
 from digitrec.images.framing import mask_to_mnist
-from digitrec.models.registry import MNIST_CLASSES, MNIST_IMAGE_SIZE
+from digitrec.mnist import CLASSES as MNIST_CLASSES
+from digitrec.mnist import IMAGE_SIZE as MNIST_IMAGE_SIZE
+from digitrec.mnist import PIXEL_MAX, WHITE
+from digitrec.numeric import softmax
 from digitrec.reading.cuts import Candidates
 from digitrec.reading.lines import LineInk
-from digitrec.reading.segmentation import SMALLEST_PROBABILITY, PieceScorer
-from digitrec.training.checkpoint import load_model
+from digitrec.reading.segmentation import PIECE_SCORE_FLOOR, PieceScorer
 
 NOT_A_DIGIT = MNIST_CLASSES  # class 10: the piece is not one whole digit (part of one, two, or a digit and a bit)
-
-
 PIECE_CLASSES = MNIST_CLASSES + 1
-
-
 CONTEXT_DIGIT_PX = 14  # the line's digit height H in the context view: the 28 px view shows 2 H around the piece
-
-
 CONTEXT_OTHER_INK = 96  # gray level of the line's other ink in the context view (the piece's ink is 255)
 
 
@@ -60,7 +55,7 @@ def context_view(line: LineInk, piece: np.ndarray, left_column: int) -> np.ndarr
         if px1 > px0:
             own = piece[y0:y1, px0 - left_column : px1 - left_column] > 0
             target = window[y0 - top : y1 - top, px0 - left : px1 - left]
-            target[own] = 255
+            target[own] = WHITE
     return cv2.resize(window, (MNIST_IMAGE_SIZE, MNIST_IMAGE_SIZE), interpolation=cv2.INTER_AREA)
 
 
@@ -76,24 +71,18 @@ def piece_inputs(line: LineInk, candidates: Candidates, keys: list[tuple[int, in
     return np.stack([piece_views(line, candidates.pieces[i, j], candidates.cuts[i].left_edge(rows)) for i, j in keys])
 
 
-def to_tensor(inputs: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(inputs).float().div_(255.0)
+def piece_inputs_as_floats(inputs: np.ndarray) -> np.ndarray:
+    """(N, 2, 28, 28) uint8 views -> the piece model's float32 inputs in [0, 1]."""
+    return inputs.astype(np.float32) / PIXEL_MAX
 
 
-def piece_model_scorer(model: torch.nn.Module) -> PieceScorer:
-    """Pieces rated by the piece model: log(1 - P(not one whole digit))."""
+def piece_model_scorer(piece_logits: Callable[[np.ndarray], np.ndarray]) -> PieceScorer:
+    """Pieces rated by the piece model (`piece_logits`: its float inputs -> its logits): log(1 - P(not one whole
+    digit))."""
 
     def rate(line: LineInk, candidates: Candidates) -> np.ndarray:
-        with torch.inference_mode():
-            probabilities = torch.softmax(model(to_tensor(piece_inputs(line, candidates))), dim=1)
-        whole = 1 - probabilities[:, NOT_A_DIGIT].numpy()
-        return np.log(np.maximum(whole, SMALLEST_PROBABILITY))
+        probabilities = softmax(piece_logits(piece_inputs_as_floats(piece_inputs(line, candidates))))
+        whole = 1 - probabilities[:, NOT_A_DIGIT]
+        return np.log(np.maximum(whole, PIECE_SCORE_FLOOR))
 
     return rate
-
-
-def load_piece_scorer(path: str | Path) -> PieceScorer:
-    model, metadata = load_model(path)
-    if metadata.get("num_classes") != PIECE_CLASSES:
-        raise DigitrecError(f"{path}: not a piece model ({metadata.get('num_classes')} classes, expected 11)")
-    return piece_model_scorer(model)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitrec.images.arrays import WHITE
 from digitrec.images.framing import mask_to_mnist
 from digitrec.images.gray_view import FAINT_RIM_PX, gray_to_mnist
+from digitrec.mnist import IMAGE_SIZE, WHITE
 from digitrec.reading.lines import LineInk, lines_of_ink, separator_kind
 from digitrec.reading.results import NO_DIGITS, Box, DigitReading, LineReading, NumberReading, Separator
 from digitrec.reading.segmentation import Classifier, PieceScorer, Segment, confidence_scorer, line_segments
 
 WORD_GAP_FRACTION = 1.2  # a gap wider than this (vs H) between digits' inks starts a new number: a space ...
-
-
 WORD_GAP_TIMES_MEDIAN = 2.5  # ... when it is also this many times the line's median gap (a "1" leaves wide gaps)
 
 
@@ -70,7 +68,11 @@ def digit_probabilities(
 
 
 def read_number(
-    image, classify: Classifier, unsure_threshold: float, size: int = 28, score_pieces: PieceScorer | None = None
+    image,
+    classify: Classifier,
+    unsure_threshold: float,
+    size: int = IMAGE_SIZE,
+    score_pieces: PieceScorer | None = None,
 ) -> NumberReading:
     """Every digit in `image` (PIL image or array), in lines, left to right. `classify` reads the final digits;
     `score_pieces` (default: `classify`'s confidence) rates the candidate pieces of a line, of which there are many.

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 NO_DIGITS = "no digits found (the image looks blank, or its ink is too faint)"
-
-
 Box = tuple[int, int, int, int]  # x, y, width, height in the input image's pixels
 
 

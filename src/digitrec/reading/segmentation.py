@@ -12,11 +12,7 @@ from digitrec.reading.cuts import Candidates, candidate_pieces
 from digitrec.reading.lines import LineInk
 
 GAP_SPAN_PENALTY = 3.0  # log-score cost of keeping a gap inside one digit, per H of gap width
-
-
-SMALLEST_PROBABILITY = 1e-12  # floor before the log of a piece's confidence
-
-
+PIECE_SCORE_FLOOR = 1e-12  # floor before the log of a piece's confidence: a piece nothing believes in costs -27.6
 # The classifier: MNIST-like images (N, 28, 28) uint8 -> calibrated probabilities (N, 10).
 Classifier = Callable[[np.ndarray], np.ndarray]
 
@@ -47,7 +43,7 @@ def confidence_scorer(score: Classifier) -> PieceScorer:
 
     def rate(line: LineInk, candidates: Candidates) -> np.ndarray:
         confidence = score(np.stack([mask_to_mnist(piece) for piece in candidates.pieces.values()])).max(axis=1)
-        return np.log(np.maximum(confidence, SMALLEST_PROBABILITY))
+        return np.log(np.maximum(confidence, PIECE_SCORE_FLOOR))
 
     return rate
 

@@ -22,14 +22,6 @@ def apply_affine(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def fixed_affine(images: torch.Tensor, rotation_deg: float = 0.0, scale: float = 1.0) -> torch.Tensor:
-    """Rotate every image by `rotation_deg` and scale it by `scale` about its centre (a test-time view)."""
-    radians = math.radians(rotation_deg)
-    cos, sin = math.cos(radians) / scale, math.sin(radians) / scale  # sampling coordinates shrink when it grows
-    matrix = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]])
-    return apply_affine(images, matrix.expand(len(images), 2, 3))
-
-
 def random_rotation(images: torch.Tensor, max_degrees: float, generator: torch.Generator) -> torch.Tensor:
     """Rotate each image by an angle drawn uniformly from [-max_degrees, max_degrees] (Keras' rotation_range)."""
     if max_degrees <= 0:

@@ -17,21 +17,11 @@ from torch import nn
 
 from digitrec.errors import DigitrecError
 from digitrec.fileio import atomic_path
+from digitrec.model_files import METADATA_KEY, resolve_model_path
 from digitrec.models.registry import build_model
 
-METADATA_KEY = "digitrec"
-
-
 MODEL_PREFIX = "model."
-
-
 OPTIMIZER_PREFIX = "optimizer."
-
-
-CHECKPOINT_SUFFIX = ".safetensors"
-
-
-CHECKPOINT_NAME = "checkpoint.safetensors"  # inside a run folder
 
 
 def flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -68,34 +58,9 @@ def save_checkpoint(path: Path, model: nn.Module, metadata: dict, optimizer_stat
         save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata)})
 
 
-WEIGHTS_DIR = Path(__file__).parent.parent / "weights"  # models shipped inside the package
-
-
-DEFAULT_MODEL = "default"
-
-
-def resolve_model_path(model: str | os.PathLike) -> Path:
-    """A shipped model's name ("default") or a checkpoint file / run folder -> the checkpoint file."""
-    if isinstance(model, str) and (WEIGHTS_DIR / f"{model}{CHECKPOINT_SUFFIX}").is_file():
-        return WEIGHTS_DIR / f"{model}{CHECKPOINT_SUFFIX}"
-    if model == DEFAULT_MODEL:
-        raise DigitrecError(f"the default model is missing from the package ({WEIGHTS_DIR}); reinstall digitrec")
-    return resolve_checkpoint_path(model)
-
-
-def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run folder holding `checkpoint.safetensors`."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise DigitrecError(f"{path}: no such checkpoint file")
-    return path
-
-
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, metadata) of a checkpoint file; a damaged or foreign file gives a one-line error."""
-    path = resolve_checkpoint_path(path)
+    path = resolve_model_path(path)
     try:
         tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as handle:

@@ -6,24 +6,31 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from digitrec.errors import DigitrecError
 from digitrec.fileio import write_bytes_atomic, write_json_atomic
+from digitrec.inference.backends import ONNX_INPUT, ONNX_OUTPUT
+from digitrec.inference.views import model_views
+from digitrec.model_files import METADATA_KEY
+from digitrec.models.registry import model_entry
 from digitrec.training import checkpoint
 
 ONNX_OPSET = 17
+ONNX_METADATA_KEYS = ("config", "num_classes", "image_size", "calibration")  # what recognition reads of a model
 
 
-ONNX_INPUT, ONNX_OUTPUT = "images", "logits"
+def input_channels(model: nn.Module) -> int:
+    """Channels of the model's input: those of its first convolution (1 for a classifier, 2 for the piece model)."""
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
 
 
-def onnx_bytes(model: nn.Module, image_size: int) -> bytes:
+def onnx_bytes(model: nn.Module, metadata: dict) -> bytes:
     """The model as ONNX (TorchScript-based exporter), with a dynamic batch axis."""
     model = model.eval().to(memory_format=torch.contiguous_format)
-    dummy = torch.zeros(1, 1, image_size, image_size)
+    size = metadata["image_size"]
+    dummy = torch.zeros(1, input_channels(model), size, size)
     buffer = io.BytesIO()
     torch.onnx.export(
         model, (dummy,), buffer, input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT], opset_version=ONNX_OPSET,
@@ -32,34 +39,30 @@ def onnx_bytes(model: nn.Module, image_size: int) -> bytes:
     return buffer.getvalue()
 
 
+def recognition_metadata(metadata: dict) -> dict:
+    """What an ONNX model carries: how to feed it, its calibration, its test-time views (resolved from its recipe
+    when the checkpoint recorded none) and its test accuracy."""
+    keep = {k: metadata[k] for k in ONNX_METADATA_KEYS if k in metadata}
+    recipe_views = model_entry(metadata["config"]["model"]).test_time_views
+    keep["inference"] = {"test_time_views": [list(view) for view in model_views(metadata, recipe_views)]}
+    if "test_accuracy" in metadata.get("summary", {}):
+        keep["summary"] = {"test_accuracy": metadata["summary"]["test_accuracy"]}
+    return keep
+
+
 def with_metadata(onnx_model_bytes: bytes, metadata: dict) -> bytes:
     import onnx
 
     proto = onnx.load_from_string(onnx_model_bytes)
-    keep = {k: metadata[k] for k in ("config", "num_classes", "image_size", "calibration") if k in metadata}
-    proto.metadata_props.add(key=checkpoint.METADATA_KEY, value=json.dumps(keep))
+    proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(recognition_metadata(metadata)))
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
 
 def export_onnx(model_path, out_path: Path) -> Path:
-    model, metadata = checkpoint.load_model(checkpoint.resolve_model_path(model_path))
-    write_bytes_atomic(Path(out_path), with_metadata(onnx_bytes(model, metadata["image_size"]), metadata))
+    model, metadata = checkpoint.load_model(model_path)
+    write_bytes_atomic(Path(out_path), with_metadata(onnx_bytes(model, metadata), metadata))
     return Path(out_path)
-
-
-def onnx_session_for(model: nn.Module, metadata: dict, threads: int = 0):
-    """An onnxruntime session of the model, built in memory."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(onnx_bytes(model, metadata["image_size"]), options, providers=["CPUExecutionProvider"])
-
-
-def onnx_logits(session, inputs: np.ndarray) -> np.ndarray:
-    return session.run([ONNX_OUTPUT], {ONNX_INPUT: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
 
 
 CARD_KEYS = ("config", "num_classes", "image_size", "summary", "calibration", "history")
@@ -69,7 +72,7 @@ def export_weights(model_path, out_path: Path, extra_metadata: dict | None = Non
     """A weights-only copy of a checkpoint (no optimizer state), e.g. for shipping in the package, with a JSON
     card beside it (`NAME.json`: config, history, test summary, calibration, parameter count)."""
     out_path = Path(out_path)
-    model, metadata = checkpoint.load_model(checkpoint.resolve_model_path(model_path))
+    model, metadata = checkpoint.load_model(model_path)
     metadata = {k: v for k, v in metadata.items() if k != "optimizer_state"} | (extra_metadata or {})
     checkpoint.save_checkpoint(out_path, model, metadata)
     card = {k: metadata[k] for k in CARD_KEYS if k in metadata}

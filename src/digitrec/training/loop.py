@@ -7,162 +7,44 @@ checkpoint of epoch `e - 1` continues exactly as the uninterrupted run would hav
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomli_w
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from digitrec import model_files
 from digitrec.data.datasets import LabelledImages, dataset_spec, load_split, training_and_validation
 from digitrec.errors import DigitrecError
 from digitrec.evaluation.report import accuracy_and_loss
 from digitrec.fileio import write_json_atomic
 from digitrec.images.normalize import to_model_inputs
-from digitrec.models.registry import build_model, model_entry
+from digitrec.models.registry import build_model
 from digitrec.training import augment, checkpoint
+from digitrec.training.config import TrainConfig
 from digitrec.training.runtime import Runtime, setup_runtime
 
 log = logging.getLogger(__name__)
 
 
 KERAS_ADAM_EPSILON = 1e-7  # Keras' Adam default (PyTorch's is 1e-8); the report trained with Keras
-
-
 SGD_MOMENTUM = 0.9
-
-
 EPOCH_SEED_STRIDE = 1_000_003  # a prime: seeds of (seed, epoch) pairs never collide for epoch < stride
-
-
 EVAL_BATCH_SIZE = 1000
-
-
 PROGRESS_EVERY_STEPS = 50  # refresh the progress bar's loss/accuracy this often (each refresh syncs a GPU)
-
-
 RUN_FILE = "run.json"
-
-
-SCHEDULES = ("constant", "onecycle", "cosine")
-
-
-OPTIMIZERS = ("adam", "adamw", "sgd", "adadelta")
-
-
 ONECYCLE_WARMUP_FRACTION = 0.25  # share of steps spent rising to the peak learning rate
-
-
 ONECYCLE_DIV_START = 25.0  # start at peak / 25 (torch's OneCycleLR default)
-
-
 ONECYCLE_DIV_END = 1e4  # end at start / 1e4 (torch's OneCycleLR default)
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run; saved in every checkpoint and in run.json."""
-
-    model: str = "paper-case1"
-    dataset: str = "mnist"
-    epochs: int = 20
-    batch_size: int = 32
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    step_gamma: float = 1.0  # multiply the learning rate by this after every epoch (1.0: off)
-    l2_first_conv: float = 0.0  # the report's Keras l2(c): c * sum(w**2 + b**2) of the first conv, added to the loss
-    rotation_deg: float = 0.0  # random rotation in [-deg, deg] of every training image
-    shift_fraction: float = 0.0  # random shift up to this fraction of the image size
-    scale_range: float = 0.0  # random scale in [1 - r, 1 + r]
-    shear_deg: float = 0.0  # random shear in [-deg, deg]
-    erase_probability: float = 0.0  # chance of blanking a random rectangle (random erasing)
-    label_smoothing: float = 0.0
-    normalization: str = "paper"
-    seed: int = 0
-    validation_size: int = 5000  # images held out of the 60k training set for validation
-    train_subset: int = 0  # use only this many training images (0: all); for quick runs and tests
-    test_subset: int = 0  # evaluate on only this many test images (0: all)
-    channels_last: bool = False  # NHWC memory layout: about 1.3x faster for digitnet on this CPU (measured)
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        model_entry(self.model)
-        dataset_spec(self.dataset)
-        checks = [
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
-            (self.l2_first_conv >= 0, f"l2_first_conv must be >= 0, got {self.l2_first_conv}"),
-            (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
-            (self.validation_size >= 0, f"validation_size must be >= 0, got {self.validation_size}"),
-            (self.train_subset >= 0 and self.test_subset >= 0, "subsets must be >= 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise DigitrecError(f"bad training config: {message}")
-
-    @classmethod
-    def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
-        """The model's own training defaults (from the registry), then `overrides`."""
-        return cls.from_dict({"model": model, **model_entry(model).train_defaults, **overrides})
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise DigitrecError(f"bad training config: unknown field(s) {', '.join(unknown)}")
-        typed = {}
-        for name, value in values.items():
-            expected = type(known[name].default)
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
-                raise DigitrecError(f"bad training config: {name} must be {expected.__name__}, got {value!r}")
-            typed[name] = value
-        return cls(**typed)
-
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """A TOML or JSON config file; its `model` brings that model's defaults, the file's values win."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-            values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        except (OSError, ValueError) as exc:
-            raise DigitrecError(f"{path}: cannot read config ({exc})") from None
-        merged = {**values, **overrides}
-        return cls.for_model(merged.pop("model", cls.model), **merged)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def matches(self, saved: dict) -> bool:
-        """Whether a saved config describes this run; fields added since it was saved count at their default."""
-        try:
-            return TrainConfig.from_dict(saved) == self
-        except DigitrecError:
-            return False
-
-    def to_toml(self) -> str:
-        return tomli_w.dumps(self.to_dict())
 
 
 @dataclass
@@ -206,7 +88,9 @@ class PreparedData:
 
 
 def to_tensors(split: LabelledImages, normalization: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return to_model_inputs(split.images, normalization), torch.from_numpy(split.labels.astype(np.int64))
+    return torch.from_numpy(to_model_inputs(split.images, normalization)), torch.from_numpy(
+        split.labels.astype(np.int64)
+    )
 
 
 def prepare_training_data(config: TrainConfig, data_dir: str | Path | None = None) -> PreparedData:
@@ -418,7 +302,7 @@ def fit_on(
     progress: bool,
     on_epoch_end: Callable[[EpochRecord], None] | None,
 ) -> TrainResult:
-    checkpoint_path = out_dir / checkpoint.CHECKPOINT_NAME
+    checkpoint_path = out_dir / model_files.CHECKPOINT_NAME
     if checkpoint_path.exists() and not resume:
         raise DigitrecError(f"{out_dir} already holds a run: pass --resume to continue it, or choose another --out")
     if config.batch_size % runtime.world_size:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -18,67 +18,41 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from digitrec.errors import DigitrecError
 from digitrec.fileio import atomic_path
-from digitrec.models.registry import MNIST_IMAGE_SIZE, PIECE_MODEL, build_model, parameter_count
+from digitrec.mnist import TUNING_START
+from digitrec.models.registry import MNIST_IMAGE_SIZE, build_model, parameter_count
 from digitrec.reading import cuts
 from digitrec.reading.cuts import Candidates, candidate_pieces
 from digitrec.reading.lines import LineInk, lines_of_ink
-from digitrec.reading.pieces import NOT_A_DIGIT, PIECE_CLASSES, piece_inputs, to_tensor
+from digitrec.reading.pieces import NOT_A_DIGIT, PIECE_CLASSES, piece_inputs, piece_inputs_as_floats
 from digitrec.synthetic.strips import READING_CONDITIONS, Strip, render_strip
 from digitrec.training.checkpoint import save_checkpoint
+from digitrec.training.config import PieceTrainConfig
 
 log = logging.getLogger(__name__)
 
 
 IGNORED = -1  # a piece too close to the line between the two (kept out of training)
-
-
 # Labels: a piece is digit d when it holds at least WHOLE_DIGIT_SHARE of one digit's ink (as binarized by the reader),
 # at most OTHER_DIGIT_SHARE of any other digit's ink and at most FOREIGN_INK_SHARE of its own ink is other digits';
 # it is NOT_A_DIGIT when it holds less than PART_DIGIT_SHARE of its main digit, or a real part of a second digit
 # (SECOND_DIGIT_SHARE of that digit's ink: a thin "1" run into a "0" is little of the piece's ink but all of the "1"),
 # or over FOREIGN_SHARE_NOT_DIGIT of foreign ink; in between, IGNORED.
 WHOLE_DIGIT_SHARE = 0.9
-
-
 PART_DIGIT_SHARE = 0.75
-
-
 OTHER_DIGIT_SHARE = 0.1
-
-
 SECOND_DIGIT_SHARE = 0.25
-
-
 FOREIGN_INK_SHARE = 0.15
-
-
 FOREIGN_SHARE_NOT_DIGIT = 0.3
-
-
 OWNER_COVERAGE = 0.3  # a working-image pixel belongs to the digit with the most coverage there, if at least this
-
-
 # The strips the pieces come from (the photo conditions but "combined", whose perspective moves ink after the digit
 # records are made): numbers of 2-6 digits, with no, some or all neighbours touching.
 TRAINING_CONDITIONS = [c for c in READING_CONDITIONS if c != "combined"]
-
-
 STRIP_LENGTHS = (2, 3, 4, 5, 6)
-
-
 TOUCHING_FRACTIONS = (0.0, 0.3, 0.6, 1.0)
-
-
-TUNING_START = 55_000  # MNIST training images from here on are the reader's tuning digits: pieces for validation
-
-
 # A line gives ~100 candidate pieces per digit, most of them not a digit; per line, at most this many of those are
 # kept per whole-digit piece (drawn at random), so that the model sees enough of both.
 NOT_A_DIGIT_PER_DIGIT = 3
-
-
 # Everything above that shapes the pieces and their classes, and the reader's rules for cutting lines into candidate
 # pieces: part of the cache key, so that changing a rule makes new pieces instead of reusing the old ones.
 DATA_RULES = (
@@ -93,24 +67,9 @@ DATA_RULES = (
 CACHE_BLOCK_STRIPS = 1000  # pieces are cached in blocks of this many strips: an interrupted run loses one block at most
 
 
-@dataclass
-class PieceTrainConfig:
-    """How the piece model is made; saved in its checkpoint."""
-
-    training_strips: int = 3000
-    validation_strips: int = 400
-    epochs: int = 8
-    batch_size: int = 128
-    learning_rate: float = 3e-3
-    weight_decay: float = 5e-4
-    seed: int = 0
-    model: str = PIECE_MODEL
-    conditions: list[str] = field(default_factory=lambda: list(TRAINING_CONDITIONS))
-
-    def __post_init__(self) -> None:
-        for name in ("training_strips", "validation_strips", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise DigitrecError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+def to_tensor(inputs: np.ndarray) -> torch.Tensor:
+    """(N, 2, 28, 28) uint8 piece views -> the piece model's float inputs, as the reader feeds them."""
+    return torch.from_numpy(piece_inputs_as_floats(inputs))
 
 
 def ink_owners(strip: Strip, shape: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,246 @@
+"""The `digitrec` command line's parser: every command and flag, built without importing any heavy library
+(defaults and choices come from the library's light modules), so that `--help` answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from digitrec import __version__
+from digitrec.model_files import BACKENDS, DEFAULT_BACKEND, SHIPPED_PIECE_MODEL
+from digitrec.serve import settings
+from digitrec.training.config import PieceTrainConfig, TrainConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="digitrec", description="Handwritten digit recognition: train, evaluate.")
+    parser.add_argument("--version", action="version", version=f"digitrec {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_train_parser(commands)
+    evaluate = commands.add_parser(
+        "evaluate", help="test-set report of a checkpoint", description="Evaluate on the test set."
+    )
+    evaluate.add_argument("checkpoint", nargs="*", help="checkpoint file(s) or run folder(s); several: an ensemble")
+    evaluate.add_argument("--model", default="default", help="a shipped model's name, used when no checkpoint is given")
+    evaluate.add_argument(
+        "--report-dir", type=Path, help="plots and JSON (default: beside the checkpoint, or reports/)"
+    )
+    add_tta_option(evaluate)
+    add_common_options(evaluate)
+    add_experiments_parser(commands)
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="fit temperature scaling and the unsure threshold on a checkpoint's validation split",
+        description="Fits on the validation split, stores the result in the checkpoint, reports ECE and "
+        "risk-coverage on the test set.",
+    )
+    calibrate.add_argument("checkpoint", help="checkpoint file or run folder")
+    calibrate.add_argument("--report-dir", type=Path, help="calibration.json, reliability.png, risk-coverage.png")
+    add_tta_option(calibrate)
+    add_common_options(calibrate)
+    tta_search = commands.add_parser(
+        "tta-search",
+        help="compare test-time augmentation view sets on the validation splits of checkpoints",
+        description="Counts, per checkpoint and in total, the validation images each candidate set of test-time "
+        "views gets right (the test set is not used); the best total is the one to put in a model's recipe.",
+    )
+    tta_search.add_argument("checkpoint", nargs="+", help="checkpoint files or run folders")
+    tta_search.add_argument("--out", type=Path, help="write the comparison as JSON here")
+    add_common_options(tta_search)
+    export = commands.add_parser("export", help="write a model as ONNX or weights-only safetensors",
+                                 description="Export a checkpoint (or a shipped model).")  # fmt: skip
+    export.add_argument("checkpoint", help="checkpoint file, run folder or shipped model name")
+    export.add_argument("--format", choices=["onnx", "safetensors"], default="onnx")
+    export.add_argument("--out", type=Path, required=True, help="output file")
+    add_predict_parser(commands)
+    add_read_parser(commands)
+    add_piece_model_parser(commands)
+    models = commands.add_parser("models", help="list the registered models", description="List registered models.")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    add_serve_parser(commands)
+    return parser
+
+
+def add_train_parser(commands) -> None:
+    parser = commands.add_parser(
+        "train",
+        help="train a model on MNIST (or another IDX dataset)",
+        description="Train a model. Values come from the model's defaults, then --config, then flags.",
+    )
+    parser.add_argument("--config", type=Path, help="TOML or JSON file with TrainConfig fields")
+    parser.add_argument(
+        "--out", type=Path, help="run folder for checkpoint, history, config (default runs/MODEL-seedN)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: CUDA if present")
+    add_common_options(parser)
+    fields = parser.add_argument_group("training config (TrainConfig fields)")
+    for field in dataclasses.fields(TrainConfig):
+        kind = type(field.default)
+        fields.add_argument(
+            f"--{field.name.replace('_', '-')}", dest=field.name, default=None,
+            type=parse_bool if kind is bool else kind, metavar=kind.__name__.upper(),
+            help=f"default {field.default!r} (or the model's own)",
+        )  # fmt: skip
+
+
+def add_tta_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-tta", dest="tta", action="store_false",
+        help="read each image once instead of through the model's test-time views (faster, less accurate)",
+    )  # fmt: skip
+
+
+def parse_bool(text: str) -> bool:
+    if text.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if text.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", type=Path, help="folder with the IDX files (default $DIGITREC_DATA, then ~/.cache)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one machine-readable JSON object")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def seed_list(text: str) -> list[int]:
+    """`3` means seeds 0, 1, 2; `4,7` means seeds 4 and 7."""
+    values = int_list(text)
+    return list(range(values[0])) if len(values) == 1 and "," not in text else values
+
+
+def add_piece_model_parser(commands) -> None:
+    defaults = {f.name: f.default for f in dataclasses.fields(PieceTrainConfig)}  # no instance: nothing imported
+    parser = commands.add_parser(
+        "piece-model",
+        help="train the reader's piece model (is a cut piece of a line one whole digit?)",
+        description="Cuts photo-like strips of MNIST training digits the way `digitrec read` does, labels every "
+        "candidate piece from the strip's record of its digits, and trains the 11-class piece model on them "
+        "(validation: strips of the tuning digits 55,000-59,999). The pieces are cached, so a rerun only trains.",
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/piece-model.safetensors"), help="checkpoint to write")
+    parser.add_argument("--cache", type=Path, default=Path("runs/piece-data"), help="where the pieces are cached")
+    parser.add_argument(
+        "--strips", type=int, default=defaults["training_strips"], help="training strips (default %(default)s)"
+    )
+    parser.add_argument(
+        "--validation-strips", type=int, default=defaults["validation_strips"], help="default %(default)s"
+    )
+    parser.add_argument("--epochs", type=int, default=defaults["epochs"], help="default %(default)s")
+    parser.add_argument("--seed", type=int, default=defaults["seed"], help="default %(default)s")
+    add_common_options(parser)
+
+
+def add_experiments_parser(commands) -> None:
+    parser = commands.add_parser(
+        "experiments",
+        help="run the report's eight cases and classical baselines over seeds (cached, resumable)",
+        description="Runs each (case, seed) not yet recorded under OUT/runs/, then writes table.md, table.csv, "
+        "summary.json and plots in OUT. Interrupt at any time: a rerun continues where it stopped.",
+    )
+    parser.add_argument("grid", choices=["paper", "baselines"], help="paper: CNN cases + baselines; baselines only")
+    parser.add_argument(
+        "--out", type=Path, default=Path("results/paper"), help="results folder (default results/paper)"
+    )
+    parser.add_argument("--cache", type=Path, help="checkpoints of unfinished runs (default OUT/cache, not committed)")
+    parser.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="a count (3: seeds 0-2) or a list (4,7)")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per CNN run (default 20, the report's)")
+    parser.add_argument("--cases", type=int_list, default=list(range(1, 9)), help="paper cases, e.g. 1,5,7")
+    parser.add_argument("--baselines", default="knn,svm,random-forest,mlp", help="comma-separated, or 'none'")
+    parser.add_argument("--subset", type=int, default=0, help="train on only this many training images (0: all)")
+    parser.add_argument("--test-subset", type=int, default=0, help="test on only the first N test images (0: all)")
+    parser.add_argument("--report-only", action="store_true", help="tables and plots from the runs recorded so far")
+    add_common_options(parser)
+
+
+def add_serve_parser(commands) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="run the HTTP API (/v1/predict, /docs) and the drawing page (/)",
+        description="Serve a model over HTTP with uvicorn until interrupted.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    parser.add_argument("--port", type=int, default=8000, help="default 8000")
+    parser.add_argument("--model", default="default", help="a shipped model's name or a checkpoint (default: default)")
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="default %(default)s")
+    add_tta_option(parser)
+    parser.add_argument("--workers", type=int, default=1, help="server processes, each with its own model (default 1)")
+    parser.add_argument("--api-key", help=f"require this key on /v1/* (default ${settings.API_KEY_ENV}; unset: open)")
+    parser.add_argument("--max-upload-mb", type=float, default=settings.MAX_UPLOAD_MB, help="default %(default)g")
+    parser.add_argument("--timeout-s", type=float, default=settings.REQUEST_TIMEOUT_S, help="default %(default)g")
+    parser.add_argument("--no-batching", action="store_true", help="one forward pass per request")
+    parser.add_argument("--batch-window-ms", type=float, default=settings.BATCH_WINDOW_MS, help="default %(default)g")
+    parser.add_argument(
+        "--threads", type=positive_int, help="CPU threads for the model (default: the runtime's choice)"
+    )
+
+
+def add_image_input_options(parser: argparse.ArgumentParser) -> None:
+    """The options `predict` and `read` share: the images, the model and how it runs."""
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (searched recursively) or globs")
+    parser.add_argument("--model", default="default", help="a shipped model's name or a checkpoint")
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="default %(default)s")
+    add_tta_option(parser)
+    parser.add_argument(
+        "--threads", type=positive_int, help="CPU threads for the model (default: the runtime's choice)"
+    )
+
+
+def add_predict_parser(commands) -> None:
+    parser = commands.add_parser(
+        "predict",
+        help="recognize the digit in each photo, scan or image file",
+        description="One digit per image (PNG, JPEG, BMP, TIFF, WebP, GIF's first frame) or PDF page. Photos are "
+        "cleaned up first: lighting, colours, ruled lines, crop and centring as in MNIST. A file that fails gets "
+        "a one-line error and the others go on; the exit code is then 2.",
+    )
+    add_image_input_options(parser)
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
+    output.add_argument("--csv", action="store_true", help="print CSV with a header row")
+    parser.add_argument("--debug-dir", type=Path, help="write one PNG strip of the pipeline's stages per image here")
+
+
+def add_read_parser(commands) -> None:
+    parser = commands.add_parser(
+        "read",
+        help="read whole numbers (several digits, several lines) in photos, scans and drawings",
+        description="Finds every handwritten digit in each image (PNG, JPEG, BMP, TIFF, WebP, GIF's first frame) or "
+        "PDF page: cleans the photo up, splits touching digits, joins broken ones, reads each line left to right. "
+        "Dots, commas and dashes are reported as separators, never read as digits. A file that cannot be read gets "
+        "a one-line error and the others go on; the exit code is then 2. An image without digits reads as empty "
+        "text, with a note.",
+    )
+    add_image_input_options(parser)
+    parser.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
+    parser.add_argument("--annotate", type=Path, metavar="DIR", help="write each image with its digits boxed here")
+    parser.add_argument(
+        "--pieces",
+        default=SHIPPED_PIECE_MODEL,
+        help="the piece model that decides where lines are cut: the shipped one (default), a checkpoint, or 'none' "
+        "(the classifier's own confidence)",
+    )

@@ -1,0 +1,107 @@
+"""The recognition flow's commands: predict, read, serve (no torch: the shipped models run on onnxruntime)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from digitrec.errors import DigitrecError
+
+EXIT_BAD_INPUT = 2
+
+
+def report_file_rows(results) -> int:
+    """Each row's notes and error on stderr, one line each; exit code 2 when some file failed, else 0."""
+    for result in results:
+        for note in result.notes:
+            print(f"digitrec: note: {result.name}: {note}", file=sys.stderr)
+        if result.error:
+            print(f"digitrec: error: {result.error}", file=sys.stderr)
+    return EXIT_BAD_INPUT if any(result.error for result in results) else 0
+
+
+PREDICT_FIELDS = ["path", "page", "digit", "confidence", "unsure", "error", "note"]
+
+
+def format_predictions_table(results) -> str:
+    width = max([len("path"), *(len(result.name) for result in results)])
+    lines = [f"{'path':<{width}}  digit  confidence  unsure"]
+    for result in results:
+        if result.error:
+            reason = result.error.removeprefix(f"{result.name}: ")
+            lines.append(f"{result.name:<{width}}  {'-':>5}  {'-':>10}  error: {reason}")
+        else:
+            unsure = "unsure" if result.unsure else ""
+            lines.append(f"{result.name:<{width}}  {result.digit:>5}  {result.confidence:>10.3f}  {unsure}".rstrip())
+    return "\n".join(lines)
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    import csv
+
+    from digitrec.inference.files import predict_files
+    from digitrec.inference.recognizer import Recognizer
+
+    recognizer = Recognizer.load(args.model, backend=args.backend, tta=args.tta, threads=args.threads or 0)
+    results = predict_files(recognizer, args.paths, debug_dir=args.debug_dir)
+    if args.json:
+        print(json.dumps([result.to_json() for result in results]))
+    elif args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=PREDICT_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(result.to_json() for result in results)
+    else:
+        print(format_predictions_table(results))
+    return report_file_rows(results)
+
+
+def format_readings_table(results) -> str:
+    width = max([len("path"), *(len(result.name) for result in results)])
+    lines = [f"{'path':<{width}}  {'text':<12}  min confidence  unsure"]
+    for result in results:
+        if result.error:
+            reason = result.error.removeprefix(f"{result.name}: ")
+            lines.append(f"{result.name:<{width}}  {'-':<12}  {'-':>14}  error: {reason}")
+            continue
+        reading = result.reading
+        text = " | ".join(line.text for line in reading.lines) or "(none)"
+        confidence = f"{min(d.confidence for d in reading.digits):.3f}" if reading.digits else "-"
+        unsure = "unsure" if reading.unsure else ""
+        lines.append(f"{result.name:<{width}}  {text:<12}  {confidence:>14}  {unsure}".rstrip())
+    return "\n".join(lines)
+
+
+def command_read(args: argparse.Namespace) -> int:
+    from digitrec.inference.files import read_files
+    from digitrec.inference.recognizer import Recognizer
+
+    pieces = None if args.pieces == "none" else args.pieces
+    recognizer = Recognizer.load(
+        args.model, backend=args.backend, tta=args.tta, pieces=pieces, threads=args.threads or 0
+    )
+    results = read_files(recognizer, args.paths, annotate_dir=args.annotate)
+    if args.json:
+        print(json.dumps([result.to_json() for result in results]))
+    else:
+        print(format_readings_table(results))
+    return report_file_rows(results)
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    from digitrec.model_files import resolve_model_path
+    from digitrec.serve.app import run_server
+    from digitrec.serve.settings import API_KEY_ENV, ServerSettings
+
+    if args.workers < 1:
+        raise DigitrecError(f"--workers must be at least 1, got {args.workers}")
+    resolve_model_path(args.model)  # a missing model is a one-line error here, not a traceback at startup
+    settings = ServerSettings(
+        model=args.model, backend=args.backend, tta=args.tta,
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        max_upload_mb=args.max_upload_mb, request_timeout_s=args.timeout_s, batching=not args.no_batching,
+        batch_window_ms=args.batch_window_ms, threads=args.threads,
+    )  # fmt: skip
+    run_server(settings, host=args.host, port=args.port, workers=args.workers)
+    return 0

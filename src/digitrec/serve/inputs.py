@@ -1,0 +1,156 @@
+"""A request's image, validated at the edge: multipart or JSON bodies, size limits, decoding."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import json
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import numpy as np
+from fastapi import HTTPException, Request
+from PIL import Image
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from digitrec.errors import DigitrecError
+from digitrec.images.files import decode_picture
+from digitrec.serve.schemas import ImageBase64Body, PixelsBody
+from digitrec.serve.settings import MULTIPART_MAX_FIELDS, UPLOAD_TYPES
+
+if TYPE_CHECKING:
+    from digitrec.inference.recognizer import Recognizer
+
+
+UPLOAD_NAME = "upload"  # how an uploaded image is named in error messages
+
+
+def bad_input(message: str) -> HTTPException:
+    return HTTPException(status_code=422, detail=message)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `max_bytes`."""
+    too_large = HTTPException(status_code=413, detail=f"request body over the {max_bytes / 2**20:.3g} MB limit")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large
+    return bytes(body)
+
+
+async def read_upload(request: Request, body: bytes) -> bytes:
+    """The bytes of the multipart form field `file`."""
+
+    async def replay() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=MULTIPART_MAX_FIELDS)
+    except StarletteHTTPException as exc:  # Starlette's 400 for a malformed body
+        raise bad_input(f"malformed multipart body: {exc.detail}") from None
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise bad_input("expected an image file in the multipart form field 'file'")
+        if (upload.content_type or "").lower() not in UPLOAD_TYPES:
+            raise HTTPException(status_code=415, detail=f"unsupported file type {upload.content_type!r}; send an image")
+        return await upload.read()
+    finally:
+        await form.close()  # uploads over 1 MB were spooled to a temporary file
+
+
+def read_json(body: bytes) -> bytes | np.ndarray:
+    """`{"image_base64": ...}` -> encoded image bytes; `{"pixels": [[...]]}` -> a float array."""
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise bad_input("the body is not valid JSON") from None
+    if isinstance(payload, dict) and "image_base64" in payload:
+        return decode_base64(validated(ImageBase64Body, payload).image_base64)
+    if isinstance(payload, dict) and "pixels" in payload:
+        return pixels_array(validated(PixelsBody, payload).pixels)
+    raise bad_input('expected a JSON object with "image_base64" or "pixels"')
+
+
+def validated(model: type[BaseModel], payload: dict) -> BaseModel:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"][:2])
+        raise bad_input(f"{where}: {error['msg']}") from None
+
+
+def decode_base64(text: str) -> bytes:
+    if text.startswith("data:") and "," in text:  # a data URL, as a browser's canvas gives it
+        text = text.split(",", 1)[1]
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_input("image_base64 is not valid base64") from None
+
+
+def pixels_array(rows: list[list[float]]) -> np.ndarray:
+    try:
+        return np.asarray(rows, dtype=np.float64)
+    except ValueError:
+        raise bad_input("pixels must be a rectangular array of numbers (28 rows of 28)") from None
+
+
+async def read_digit_input(request: Request, max_bytes: int) -> bytes | np.ndarray:
+    """The request's image: encoded file bytes (multipart or base64 JSON) or a pixel array (JSON)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ("multipart/form-data", "application/json"):
+        shown = media_type or "no content type"
+        raise HTTPException(status_code=415, detail=f"send multipart/form-data or application/json, not {shown}")
+    body = await read_body(request, max_bytes)
+    if media_type == "application/json":
+        return await asyncio.to_thread(read_json, body)  # megabytes of JSON would stall every other request
+    return await read_upload(request, body)
+
+
+def model_images(recognizer: Recognizer, source: bytes | np.ndarray) -> np.ndarray:
+    """What the model will see: uint8 `(1, 28, 28)`. Runs in a worker thread (decoding can take a while)."""
+    if isinstance(source, bytes):
+        return recognizer.to_images(decode_picture(source, UPLOAD_NAME)[0])
+    if source.ndim != 2:
+        raise DigitrecError(f"pixels must be one 28x28 image, got shape {source.shape}")
+    return recognizer.to_images(source)
+
+
+async def in_worker_thread(function, *args):
+    """Blocking work (decoding, the model) off the event loop; bad input found there becomes a 422."""
+    try:
+        return await asyncio.to_thread(function, *args)
+    except DigitrecError as exc:
+        raise bad_input(str(exc)) from None
+
+
+def png_base64(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+@asynccontextmanager
+async def time_limit(seconds: float):
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise HTTPException(status_code=503, detail=f"no answer within {seconds:g} s; try again later") from None
+
+
+def read_image(recognizer: Recognizer, source: bytes | np.ndarray):
+    """A request's image -> its reading; runs in a worker thread."""
+    if not isinstance(source, bytes):
+        raise DigitrecError('read needs an image: send a file or {"image_base64": ...}, not pixels')
+    return recognizer.read(decode_picture(source, UPLOAD_NAME)[0])

@@ -1,0 +1,109 @@
+"""The API's request and response bodies (pydantic) and their OpenAPI documentation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    pass
+
+
+class ImageBase64Body(BaseModel):
+    image_base64: str = Field(description="an encoded PNG, JPEG, BMP, GIF or WebP file (a data: URL is accepted)")
+
+
+class PixelsBody(BaseModel):
+    pixels: list[list[float]] = Field(description="28 rows of 28 values: 0-255, or 0-1; white ink on black")
+
+
+class PredictionResponse(BaseModel):
+    digit: int
+    confidence: float = Field(description="calibrated probability of `digit`")
+    unsure: bool = Field(description="confidence below the model's threshold: better checked by a person")
+    probabilities: list[float] = Field(description="one per digit 0-9")
+    input_28x28_png_base64: str = Field(description="the 28x28 image the model saw, as a base64 PNG")
+
+
+class DigitBox(BaseModel):
+    digit: int
+    confidence: float = Field(description="calibrated probability of `digit`")
+    box: list[int] = Field(description="x, y, width, height in the uploaded image's pixels")
+    unsure: bool
+
+
+class SeparatorBox(BaseModel):
+    kind: str = Field(description="dot, comma, dash or mark: never read as a digit")
+    box: list[int]
+
+
+class ReadResponse(BaseModel):
+    text: str = Field(description='the numbers read, one line of writing per line ("\\n"), left to right')
+    lines: list[str]
+    digits: list[DigitBox]
+    separators: list[SeparatorBox]
+    unsure: bool = Field(description="some digit is unsure, or nothing was read")
+    problem: str | None = Field(description="why nothing was read (e.g. a blank image)")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    architecture: str
+    backend: str
+    image_size: int
+    num_classes: int
+    normalization: str
+    temperature: float
+    unsure_threshold: float
+    test_time_views: int = Field(description="views of each image whose probabilities are averaged (1: none)")
+    test_accuracy: float | None
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+
+
+class HealthResponse(BaseModel):
+    status: str
+    requests: int = Field(description="predictions asked of the model since start")
+    batches: int = Field(description="forward passes they took")
+
+
+PREDICT_BODY_DOCS = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "application/json": {
+                "schema": {"oneOf": [ImageBase64Body.model_json_schema(), PixelsBody.model_json_schema()]}
+            },
+        },
+    }
+}
+
+
+ERROR_DOCS = {
+    401: {"description": "missing or wrong API key (when the server has one)"},
+    413: {"description": "request body over the upload limit"},
+    415: {"description": "neither multipart/form-data nor JSON, or a file that is not an image"},
+    422: {"description": "undecodable image, image over the pixel limit, or pixels of the wrong shape"},
+    503: {"description": "no answer within the per-request time limit"},
+}
+
+
+READ_BODY_DOCS = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": PREDICT_BODY_DOCS["requestBody"]["content"]["multipart/form-data"],
+            "application/json": {"schema": ImageBase64Body.model_json_schema()},
+        },
+    }
+}
