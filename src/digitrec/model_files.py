@@ -18,6 +18,11 @@ METADATA_KEY = "digitrec"  # the JSON metadata's key, in a checkpoint's safetens
 CHECKPOINT_SUFFIX = ".safetensors"
 ONNX_SUFFIX = ".onnx"
 CHECKPOINT_NAME = "checkpoint.safetensors"  # inside a run folder
+# An adapted model's folder (`digitrec adapt`): the classifier as ONNX and as a checkpoint, its piece model, its card
+ADAPTED_CLASSIFIER = "classifier.onnx"
+ADAPTED_CHECKPOINT = "classifier.safetensors"
+ADAPTED_PIECES = "pieces.onnx"
+ADAPTED_CARD = "card.json"
 BACKENDS = ("onnx", "torch")  # what runs a model: onnxruntime (the default, no torch needed) or torch
 DEFAULT_BACKEND = BACKENDS[0]
 
@@ -31,11 +36,29 @@ def shipped_model(name: str | os.PathLike, suffix: str) -> Path | None:
     return None
 
 
+def model_folder_file(folder: Path, suffix: str) -> Path:
+    """The model file of a folder: an adapted model's classifier, or a training run's checkpoint."""
+    adapted = folder / (ADAPTED_CLASSIFIER if suffix == ONNX_SUFFIX else ADAPTED_CHECKPOINT)
+    if adapted.is_file():
+        return adapted
+    if (folder / CHECKPOINT_NAME).is_file():
+        return folder / CHECKPOINT_NAME
+    raise DigitrecError(
+        f"{folder}: not a model folder (no {ADAPTED_CLASSIFIER}, {ADAPTED_CHECKPOINT} or {CHECKPOINT_NAME} in it)"
+    )
+
+
+def adapted_pieces(model: str | os.PathLike) -> Path | None:
+    """The piece model inside an adapted model's folder, if `model` is one."""
+    path = Path(model) / ADAPTED_PIECES
+    return path if Path(model).is_dir() and path.is_file() else None
+
+
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run folder holding `checkpoint.safetensors`."""
+    """A checkpoint file, or a folder holding one (a training run's, or an adapted model's)."""
     path = Path(path)
     if path.is_dir():
-        path = path / CHECKPOINT_NAME
+        path = model_folder_file(path, CHECKPOINT_SUFFIX)
     if not path.is_file():
         raise DigitrecError(f"{path}: no such checkpoint file")
     return path
@@ -50,6 +73,8 @@ def resolve_model_path(model: str | os.PathLike, suffix: str = CHECKPOINT_SUFFIX
         raise DigitrecError(
             f"the shipped model {model!r} is missing from the package ({WEIGHTS_DIR}); reinstall digitrec"
         )
+    if suffix == ONNX_SUFFIX and Path(model).is_dir() and (Path(model) / ADAPTED_CLASSIFIER).is_file():
+        return Path(model) / ADAPTED_CLASSIFIER
     if str(model).endswith(ONNX_SUFFIX):
         if not Path(model).is_file():
             raise DigitrecError(f"{model}: no such model file")

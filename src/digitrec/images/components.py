@@ -88,19 +88,38 @@ def is_rival(component: Component, main: Component) -> bool:
     )
 
 
-def select_digit(ink: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+def is_piece_in_crop(component: Component, main: Component, ink_height: int) -> bool:
+    """In a crop of one digit, a piece of it however tall: not a speck, and above or below its main component
+    (sharing at least half of the narrower one's columns) or within PART_GAP_FRACTION of the height of all the
+    crop's ink (the main component may be only half of a broken digit)."""
+    if component.area < SPECK_AREA_FRACTION * main.area:
+        return False
+    return main.x_overlap(component) >= 0.5 or main.gap_to(component) <= PART_GAP_FRACTION * ink_height
+
+
+def select_digit(ink: np.ndarray, crop: bool = False) -> tuple[np.ndarray | None, str | None]:
     """The digit's pixels (its main component and broken-off pieces), or None and what is wrong.
 
     Another component nearly as tall and inked as the digit means several digits: refused rather than guessed.
+    With `crop` (the image is a small crop of one digit, `is_small_crop`), its ink is the digit however small or
+    flat (a 5 whose lower part the scan lost is a dash), and its pieces are one digit however tall (a 3 broken into
+    three strokes): only marks side by side and apart are several digits.
     """
     labels, components = connected_components(ink)
     candidates = digit_candidates(components, ink.shape)
     shaped = [c for c in candidates if is_digit_shaped(c)]
     min_height = max(MIN_DIGIT_HEIGHT_PX, MIN_DIGIT_HEIGHT_FRACTION * min(ink.shape))
+    if crop and candidates and (not shaped or max(c.height for c in shaped) < min_height):
+        shaped, min_height = candidates, 1
     if not shaped or max(c.height for c in shaped) < min_height:
         return None, NO_DIGIT
     main = max(shaped, key=lambda c: c.area)
-    parts = [main] + [c for c in candidates if c is not main and is_part_of(c, main)]
+    ink_height = max(c.y + c.height for c in candidates) - min(c.y for c in candidates)
+    parts = [main] + [
+        c
+        for c in candidates
+        if c is not main and (is_part_of(c, main) or crop and is_piece_in_crop(c, main, ink_height))
+    ]
     rivals = [c for c in candidates if c not in parts and is_rival(c, main)]
     if rivals:
         return None, (

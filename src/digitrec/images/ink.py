@@ -105,7 +105,7 @@ def ink_is_light(channel: np.ndarray, local: ChannelContrast) -> bool:
     return local.light > local.dark
 
 
-def ink_dark_gray(array: np.ndarray) -> tuple[np.ndarray, bool]:
+def ink_dark_gray(array: np.ndarray, min_snr: float = MIN_INK_SNR) -> tuple[np.ndarray, bool]:
     """The gray image in which the ink stands out most, turned so that ink is dark; and whether any ink stands out.
 
     Colour images offer luminance, red, green and blue; coloured ink on coloured paper usually stands out best in
@@ -121,7 +121,7 @@ def ink_dark_gray(array: np.ndarray) -> tuple[np.ndarray, bool]:
     contrasts = [channel_contrast(channel) for channel in candidates]
     best = int(np.argmax([c.signal_to_noise for c in contrasts]))
     channel, contrast = candidates[best], contrasts[best]
-    has_ink = contrast.contrast >= MIN_INK_CONTRAST and contrast.signal_to_noise >= MIN_INK_SNR
+    has_ink = contrast.contrast >= MIN_INK_CONTRAST and contrast.signal_to_noise >= min_snr
     return (WHITE - channel if ink_is_light(channel, contrast) else channel), has_ink
 
 
@@ -143,7 +143,7 @@ def is_ink_dark(gray: np.ndarray, ink: np.ndarray, extra: np.ndarray) -> bool:
     return np.median(gray[extra]) <= ink_level + INK_LEVEL_TOLERANCE * (paper_level - ink_level)
 
 
-def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def find_ink(gray: np.ndarray, noise_sigmas: float = INK_NOISE_SIGMAS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(flattened gray, ink, faint marks) from `binarize`, with the narrowest lighting window that does not hollow
     out the strokes.
 
@@ -151,10 +151,10 @@ def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     the ink it adds (beyond a 1-pixel change of outline) is as dark as ink (a marker), not shadowed paper.
     """
     flat = flatten_lighting(gray, LIGHTING_CLOSING_FRACTIONS[0])
-    ink, faint = binarize(flat)
+    ink, faint = binarize(flat, noise_sigmas)
     for closing_fraction in LIGHTING_CLOSING_FRACTIONS[1:]:
         wider_flat = flatten_lighting(gray, closing_fraction)
-        wider_ink, wider_faint = binarize(wider_flat)
+        wider_ink, wider_faint = binarize(wider_flat, noise_sigmas)
         extra = cv2.erode(np.where((wider_ink > 0) & (ink == 0), WHITE, 0).astype(np.uint8), np.ones((3, 3), np.uint8))
         if not ink.any() or np.count_nonzero(extra) <= MIN_EXTRA_INK_FRACTION * np.count_nonzero(ink):
             break
@@ -176,7 +176,7 @@ def fill_small_holes(ink: np.ndarray) -> np.ndarray:
     return filled
 
 
-def binarize(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def binarize(flat: np.ndarray, noise_sigmas: float = INK_NOISE_SIGMAS) -> tuple[np.ndarray, np.ndarray]:
     """(ink, faint marks), 0/255. Ink: pixels darker than Otsu's threshold and clearly darker than the paper's
     noise, grown (hysteresis) into connected faint marks, so that faint thin strokes stay whole. Faint marks:
     everything halfway between that threshold and the paper (light ruled lines too).
@@ -186,7 +186,7 @@ def binarize(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     smooth = cv2.GaussianBlur(flat, (0, 0), 1.0)
     otsu_threshold, _ = cv2.threshold(smooth, 0, WHITE, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     paper = float(np.median(smooth))
-    noise_threshold = paper - max(INK_NOISE_SIGMAS * robust_sigma(smooth[::2, ::2]), MIN_INK_CONTRAST / 2)
+    noise_threshold = paper - max(noise_sigmas * robust_sigma(smooth[::2, ::2]), MIN_INK_CONTRAST / 2)
     strong = smooth < min(otsu_threshold, noise_threshold)
     weak = smooth < min(noise_threshold, (otsu_threshold + paper) / 2)
     _, labels = cv2.connectedComponents(weak.astype(np.uint8), connectivity=8)

@@ -11,8 +11,9 @@ import numpy as np
 from digitrec.errors import DigitrecError
 from digitrec.images.arrays import image_to_array, resize_for_work
 from digitrec.images.components import NO_DIGIT, select_digit
+from digitrec.images.crops import crop_on_paper, is_small_crop
 from digitrec.images.framing import deskew, mnist_frame, normalize_stroke, tight_crop
-from digitrec.images.ink import find_ink, ink_dark_gray
+from digitrec.images.ink import INK_NOISE_SIGMAS, MIN_INK_SNR, find_ink, ink_dark_gray
 from digitrec.images.ruled_lines import remove_ruled_lines
 from digitrec.mnist import IMAGE_SIZE, WHITE
 
@@ -41,14 +42,14 @@ class InkStages:
     has_ink: bool
 
 
-def ink_stages(image) -> InkStages:
+def ink_stages(image, min_snr: float = MIN_INK_SNR, noise_sigmas: float = INK_NOISE_SIGMAS) -> InkStages:
     """An image (PIL or array) at working size -> its ink: best channel, lighting flattened, thresholded, ruled
     and grid lines removed."""
     original = resize_for_work(image_to_array(image))
-    gray, has_ink = ink_dark_gray(original)
+    gray, has_ink = ink_dark_gray(original, min_snr)
     if not has_ink:
         return InkStages(original, gray, np.zeros_like(gray), False)
-    flat, ink, faint = find_ink(gray)
+    flat, ink, faint = find_ink(gray, noise_sigmas)
     return InkStages(original, flat, remove_ruled_lines(ink, faint), True)
 
 
@@ -58,12 +59,21 @@ def photo_stages(image, size: int = IMAGE_SIZE) -> PhotoStages:
     Ink is found in the channel where it stands out most, lighting is flattened, the image thresholded (Otsu, and
     clearly above the paper's noise), ruled and grid lines removed; the digit's components are kept (specks, page
     borders and far marks are not), cropped, deskewed, their strokes brought to MNIST's width, then framed as MNIST.
+    A small image (`is_small_crop`: a scan of one digit, as USPS or Semeion give them) is first laid on paper and
+    its contrast stretched (`crop_on_paper`); all its ink is then taken for the digit (`select_digit`).
     """
-    ink = ink_stages(image)
+    array = image_to_array(image)
     empty = np.zeros((1, 1), np.uint8)
+    crop = is_small_crop(array)
+    if crop:
+        page, has_ink = crop_on_paper(array)
+        if not has_ink:
+            gray = resize_for_work(page)
+            return PhotoStages(resize_for_work(array), gray, np.zeros_like(gray), empty, None, NO_DIGIT)
+    ink = ink_stages(page if crop else array)
     if not ink.has_ink:
         return PhotoStages(ink.original, ink.gray, ink.binary, empty, None, NO_DIGIT)
-    digit_mask, problem = select_digit(ink.binary)
+    digit_mask, problem = select_digit(ink.binary, crop)
     if digit_mask is None:
         return PhotoStages(ink.original, ink.gray, ink.binary, empty, None, problem)
     cropped = normalize_stroke(deskew(tight_crop(digit_mask)))

@@ -12,6 +12,7 @@ import numpy as np
 from digitrec.errors import DigitrecError
 from digitrec.inference.views import model_views
 from digitrec.model_files import (
+    ADAPTED_CLASSIFIER,
     BACKENDS,
     CHECKPOINT_SUFFIX,
     DEFAULT_BACKEND,
@@ -105,7 +106,7 @@ def load_network(model: str | os.PathLike, backend: str = DEFAULT_BACKEND, threa
         raise DigitrecError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if backend == "onnx":
         onnx_file = shipped_model(model, ONNX_SUFFIX)
-        if onnx_file is None and str(model).endswith(ONNX_SUFFIX):
+        if onnx_file is None and (str(model).endswith(ONNX_SUFFIX) or (Path(model) / ADAPTED_CLASSIFIER).is_file()):
             onnx_file = resolve_model_path(model, ONNX_SUFFIX)
         if onnx_file is not None:
             return OnnxNetwork.from_bytes(str(onnx_file), threads=threads)

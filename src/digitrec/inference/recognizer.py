@@ -22,7 +22,7 @@ from digitrec.images.photo import photo_file_to_mnist, photo_to_mnist
 from digitrec.inference.backends import DEFAULT_BACKEND, load_network
 from digitrec.inference.views import View, average_over_views, model_views
 from digitrec.mnist import PIXEL_MAX, WHITE
-from digitrec.model_files import SHIPPED_PIECE_MODEL
+from digitrec.model_files import SHIPPED_PIECE_MODEL, adapted_pieces
 from digitrec.numeric import softmax
 from digitrec.reading.pieces import PIECE_CLASSES, piece_model_scorer
 from digitrec.reading.reader import read_number
@@ -76,6 +76,8 @@ class Recognizer:
         the classifier's own confidence). `threads`: onnxruntime's threads per model (0: its choice)."""
         network = load_network(model, backend, threads)
         views = model_views(network.metadata) if tta else []
+        if pieces == SHIPPED_PIECE_MODEL:  # an adapted model's folder brings its own piece model
+            pieces = adapted_pieces(model) or pieces
         return cls(network, views, load_piece_scorer(pieces, backend, threads) if pieces else None)
 
     @property
@@ -131,8 +133,12 @@ class Recognizer:
             self.calibrated_probabilities,
             self.unsure_threshold,
             self.image_size,
-            score_pieces=self.piece_scorer or confidence_scorer(self.quick_probabilities),
+            score_pieces=self.piece_scorer_or_default(),
         )
+
+    def piece_scorer_or_default(self) -> PieceScorer:
+        """How `read` rates candidate pieces: the piece model, or without one this classifier's quick confidence."""
+        return self.piece_scorer or confidence_scorer(self.quick_probabilities)
 
     def predict(self, x) -> Prediction | list[Prediction]:
         """One Prediction for one image (array, path or PIL image); a list for a batch `(N, H, W)`."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -145,6 +145,7 @@ class Candidates:
 
     cuts: list[Cut]
     pieces: dict[tuple[int, int], np.ndarray]  # (i, j): the ink between cuts[i] and cuts[j], over the line's rows
+    stray_marks: dict[int, int] = field(default_factory=dict)  # j: i, the ink between cuts i and j may be left out
 
 
 def candidate_pieces(line: LineInk) -> Candidates:
@@ -159,4 +160,15 @@ def candidate_pieces(line: LineInk) -> Candidates:
             piece = piece_mask(line.mask, left, cuts[j])
             if plausible_piece(piece, line.height):
                 pieces[i, j] = piece
-    return Candidates(cuts, pieces)
+    return Candidates(cuts, pieces, stray_marks(line.mask, cuts, line.height))
+
+
+def stray_marks(mask: np.ndarray, cuts: list[Cut], height: float) -> dict[int, int]:
+    """{j: i} for each run of ink between two gaps (cuts i and j, or the line's ends) that is too short to be a
+    digit (a dash, a tick, a speck that is not a separator): the cutting may leave it out rather than fail."""
+    free = [k for k, cut in enumerate(cuts) if k in (0, len(cuts) - 1) or cut.gap_width > 0]
+    marks = {}
+    for i, j in zip(free, free[1:], strict=False):
+        if ink_height(mask[:, max(0, cuts[i].column) : cuts[j].column]) < PIECE_MIN_HEIGHT_FRACTION * height:
+            marks[j] = i
+    return marks

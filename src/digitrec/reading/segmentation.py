@@ -12,6 +12,7 @@ from digitrec.reading.cuts import Candidates, candidate_pieces
 from digitrec.reading.lines import LineInk
 
 GAP_SPAN_PENALTY = 3.0  # log-score cost of keeping a gap inside one digit, per H of gap width
+SKIP_PENALTY = 1.0  # log-score cost of leaving out a mark too short to be a digit, between two gaps
 PIECE_SCORE_FLOOR = 1e-12  # floor before the log of a piece's confidence: a piece nothing believes in costs -27.6
 # The classifier: MNIST-like images (N, 28, 28) uint8 -> calibrated probabilities (N, 10).
 Classifier = Callable[[np.ndarray], np.ndarray]
@@ -48,32 +49,53 @@ def confidence_scorer(score: Classifier) -> PieceScorer:
     return rate
 
 
-def best_cutting(candidates: Candidates, piece_scores: np.ndarray, height: float) -> list[tuple[int, int]]:
-    """The (i, j) cut pairs of the best cutting of a line into digits, left to right, by dynamic programming.
-
-    Score of a cutting = sum over its pieces of their scores - the costs of its ink cuts - GAP_SPAN_PENALTY x the
-    width of the gaps kept inside pieces (in H)."""
+def cutting_steps(candidates: Candidates, piece_scores: np.ndarray, height: float) -> dict[tuple[int, int], float]:
+    """The score of each possible step of a cutting, from cut i to cut j: the piece's score, minus the cost of
+    cut j, minus GAP_SPAN_PENALTY x the width of the gaps kept inside the piece (in H)."""
     cuts = candidates.cuts
-    piece_score = dict(zip(candidates.pieces, piece_scores, strict=True))
     gap_before = np.cumsum([0] + [cut.gap_width for cut in cuts])  # gap width of cuts[0..k-1]
+    return {
+        (i, j): float(score) - cuts[j].cost - GAP_SPAN_PENALTY * (gap_before[j] - gap_before[i + 1]) / height
+        for (i, j), score in zip(candidates.pieces, piece_scores, strict=True)
+    }
+
+
+def best_cutting(candidates: Candidates, piece_scores: np.ndarray, height: float) -> list[tuple[int, int]]:
+    """The (i, j) cut pairs of the best cutting of a line into digits, left to right, by dynamic programming:
+    the cutting whose steps (`cutting_steps`) score most in sum."""
+    cuts = candidates.cuts
+    steps = cutting_steps(candidates, piece_scores, height)
     best = np.full(len(cuts), -np.inf)
     previous = np.full(len(cuts), -1)
     best[0] = 0.0
     for j in range(1, len(cuts)):
         for i in range(j):
-            if (i, j) not in piece_score or best[i] == -np.inf:
+            if (i, j) not in steps or best[i] == -np.inf:
                 continue
-            kept_gaps = gap_before[j] - gap_before[i + 1]  # gaps strictly between cut i and cut j
-            value = best[i] + piece_score[i, j] - cuts[j].cost - GAP_SPAN_PENALTY * kept_gaps / height
+            value = best[i] + steps[i, j]
             if value > best[j]:
                 best[j], previous[j] = value, i
-    if previous[-1] < 0:
+        i = candidates.stray_marks.get(j)
+        if i is not None and best[i] - SKIP_PENALTY > best[j]:
+            best[j], previous[j] = best[i] - SKIP_PENALTY, -i - 2  # the mark between cuts i and j left out
+    if best[-1] == -np.inf:
         return []
     chosen, j = [], len(cuts) - 1
     while j > 0:
-        chosen.append((int(previous[j]), j))
-        j = int(previous[j])
+        i = int(previous[j])
+        if i >= 0:
+            chosen.append((i, j))
+            j = i
+        else:
+            j = -i - 2
     return list(reversed(chosen))
+
+
+def segment_of(line: LineInk, candidates: Candidates, i: int, j: int) -> Segment:
+    """The piece between cuts i and j of a line, cropped to its ink, placed in the working image."""
+    piece, left = candidates.pieces[i, j], candidates.cuts[i].left_edge(line.mask.shape[0])
+    rows, columns = np.flatnonzero(piece.any(axis=1)), np.flatnonzero(piece.any(axis=0))
+    return Segment(line.x + left + int(columns[0]), line.y + int(rows[0]), tight_crop(piece))
 
 
 def line_segments(line: LineInk, score_pieces: PieceScorer) -> list[Segment]:
@@ -81,9 +103,7 @@ def line_segments(line: LineInk, score_pieces: PieceScorer) -> list[Segment]:
     candidates = candidate_pieces(line)
     if not candidates.pieces:
         return []
-    segments = []
-    for i, j in best_cutting(candidates, score_pieces(line, candidates), line.height):
-        piece, left = candidates.pieces[i, j], candidates.cuts[i].left_edge(line.mask.shape[0])
-        rows, columns = np.flatnonzero(piece.any(axis=1)), np.flatnonzero(piece.any(axis=0))
-        segments.append(Segment(line.x + left + int(columns[0]), line.y + int(rows[0]), tight_crop(piece)))
-    return segments
+    return [
+        segment_of(line, candidates, i, j)
+        for i, j in best_cutting(candidates, score_pieces(line, candidates), line.height)
+    ]
