@@ -10,7 +10,7 @@ from pathlib import Path
 from digitrec import __version__
 from digitrec.model_files import BACKENDS, DEFAULT_BACKEND, SHIPPED_PIECE_MODEL
 from digitrec.serve import settings
-from digitrec.training.config import PieceTrainConfig, TrainConfig
+from digitrec.training.config import AdaptConfig, PieceTrainConfig, TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_parser(commands)
     add_read_parser(commands)
     add_piece_model_parser(commands)
+    add_adapt_parser(commands)
     models = commands.add_parser("models", help="list the registered models", description="List registered models.")
     models.add_argument("--json", action="store_true", help="print JSON")
     add_serve_parser(commands)
@@ -131,6 +132,31 @@ def seed_list(text: str) -> list[int]:
     """`3` means seeds 0, 1, 2; `4,7` means seeds 4 and 7."""
     values = int_list(text)
     return list(range(values[0])) if len(values) == 1 and "," not in text else values
+
+
+def add_adapt_parser(commands) -> None:
+    defaults = {f.name: f.default for f in dataclasses.fields(AdaptConfig)}
+    parser = commands.add_parser(
+        "adapt",
+        help="adapt the classifier to one writer or one kind of form from labelled examples",
+        description="Fine-tunes the classifier on labelled examples (a TSV with columns file and label: one digit, or "
+        "the digits of a number, which the reader cuts into that many pieces), with MNIST digits mixed in so that "
+        "nothing already known is forgotten, and writes a model folder that every --model accepts. A share of the "
+        "examples is held out to report accuracy before and after. Nothing is written to --out unless the run "
+        "completes.",
+    )
+    parser.add_argument("labels", nargs="?", type=Path, help="TSV of examples: file (relative to it) and label")
+    parser.add_argument(
+        "--from", dest="from_db", type=Path, metavar="DB", help="corrections stored by `serve --corrections DB`"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="the adapted model's folder (must not exist)")
+    parser.add_argument("--base", default=defaults["base"], help="the model to start from (default %(default)s)")
+    parser.add_argument("--epochs", type=positive_int, default=defaults["epochs"], help="default %(default)s")
+    parser.add_argument("--learning-rate", type=float, default=defaults["learning_rate"], help="default %(default)g")
+    parser.add_argument("--holdout", type=float, default=defaults["holdout_fraction"],
+                        help="share of the examples held out to measure (default %(default)g)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=defaults["seed"], help="default %(default)s")
+    add_common_options(parser)
 
 
 def add_piece_model_parser(commands) -> None:

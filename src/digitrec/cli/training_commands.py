@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from digitrec.errors import DigitrecError
-from digitrec.training.config import PieceTrainConfig, TrainConfig
+from digitrec.training.config import AdaptConfig, PieceTrainConfig, TrainConfig
 
 
 def use_threads(args: argparse.Namespace) -> None:
@@ -193,4 +193,34 @@ def command_export(args: argparse.Namespace) -> int:
     from digitrec.training.export import export
 
     print(export(args.checkpoint, args.out, args.format))
+    return 0
+
+
+def command_adapt(args: argparse.Namespace) -> int:
+    use_threads(args)
+    from digitrec.training.adapt import adapt, examples_from_corrections, read_labels_tsv
+
+    if (args.labels is None) == (args.from_db is None):
+        raise DigitrecError("give a labels TSV or --from DB (one of the two)")
+    config = AdaptConfig(base=args.base, epochs=args.epochs, learning_rate=args.learning_rate,
+                         holdout_fraction=args.holdout, seed=args.seed)  # fmt: skip
+    examples = read_labels_tsv(args.labels) if args.labels else examples_from_corrections(args.from_db)
+    source = str(args.labels or args.from_db)
+    result = adapt(examples, args.out, config, data_dir=args.data_dir, source=source, progress=sys.stderr.isatty())
+    card = result.card
+    if args.json:
+        print(json.dumps({"out": str(result.out_dir), **card}))
+        return 0
+
+    def shown(value) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    print(
+        f"adapted on {card['training_examples']} examples ({card['training_digits']} digits) in {card['seconds']:.0f} s"
+    )
+    print(f"held-out examples ({card['held_out_examples']}): {shown(card['held_out_accuracy_before'])} before, "
+          f"{shown(card['held_out_accuracy_after'])} after")  # fmt: skip
+    print(f"MNIST tuning digits: {shown(card['mnist_tuning_accuracy_before'])} before, "
+          f"{shown(card['mnist_tuning_accuracy_after'])} after")  # fmt: skip
+    print(f"model: {result.out_dir} (use it with --model {result.out_dir})")
     return 0

@@ -124,7 +124,7 @@ def select_digit(ink: np.ndarray, crop: bool = False) -> tuple[np.ndarray | None
     if rivals:
         return None, (
             f"it holds several digits ({len(rivals) + 1} digit-sized marks); predict reads one digit per image: "
-            "crop it (`digitrec read` for several digits is planned)"
+            "use `digitrec read` for numbers of several digits, or crop it"
         )
     mask = np.isin(labels, [c.label for c in parts])
     return np.where(mask, WHITE, 0).astype(np.uint8), None

@@ -31,7 +31,8 @@ from digitrec.data.datasets import LabelledImages, load_split
 from digitrec.errors import DigitrecError
 from digitrec.evaluation.report import predict_logits
 from digitrec.fileio import write_json_atomic
-from digitrec.images.files import read_images
+from digitrec.images.files import decode_picture, read_images
+from digitrec.images.photo import photo_stages
 from digitrec.inference.recognizer import Recognizer
 from digitrec.mnist import TUNING_START
 from digitrec.model_files import (
@@ -43,39 +44,12 @@ from digitrec.model_files import (
 )
 from digitrec.reading.alignment import aligned_digits
 from digitrec.training import checkpoint
-from digitrec.training.config import TrainConfig
+from digitrec.training.config import AdaptConfig, TrainConfig
 from digitrec.training.export import export_onnx
 from digitrec.training.loop import PreparedData, to_tensors, train_epoch
 
 LABEL_COLUMNS = ("file", "label")
 FORGETTING_CHECK_IMAGES = 2000  # MNIST tuning digits (never trained on) read before and after, to see forgetting
-
-
-@dataclass(frozen=True)
-class AdaptConfig:
-    """How a model is adapted; saved in its card."""
-
-    base: str = "default"  # the model to start from: a shipped name, a checkpoint or an adapted folder
-    epochs: int = 4
-    learning_rate: float = 3e-4
-    batch_size: int = 128
-    user_repeats: int = 8  # each of the user's digits is seen this many times per epoch (augmented each time)
-    mnist_per_user_digit: float = 1.0  # MNIST training digits mixed in per user digit seen
-    holdout_fraction: float = 0.2  # share of the examples kept out of training to measure before/after
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), got {self.learning_rate}"),
-            (self.user_repeats >= 1, f"user_repeats must be >= 1, got {self.user_repeats}"),
-            (self.mnist_per_user_digit >= 0, f"mnist_per_user_digit must be >= 0, got {self.mnist_per_user_digit}"),
-            (0 <= self.holdout_fraction < 1, f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise DigitrecError(f"bad adaptation config: {message}")
 
 
 @dataclass(frozen=True)
@@ -120,13 +94,34 @@ def example_of_row(tsv: Path, row_number: int, row: dict) -> Example:
     return Example(f"{where} ({name})", images[0].image, label)
 
 
+def examples_from_corrections(path: str | os.PathLike) -> list[Example]:
+    """The corrections stored by `digitrec serve --corrections DB`, as examples."""
+    from digitrec.corrections import read_corrections
+
+    corrections = read_corrections(path)
+    if not corrections:
+        raise DigitrecError(f"{path}: no corrections stored yet")
+    return [
+        Example(f"{path} correction {c.id}", decode_picture(c.image_png, f"{path} correction {c.id}")[0], c.label)
+        for c in corrections
+    ]
+
+
 def example_digits(recognizer: Recognizer, example: Example) -> tuple[np.ndarray, np.ndarray]:
-    """The example's digit images `(n, 28, 28)` (each digit twice: binarized and gray view) and their labels."""
-    aligned = aligned_digits(example.image, len(example.label), recognizer.piece_scorer_or_default())
-    if aligned is None:
-        raise DigitrecError(f"{example.source}: the reader cannot cut it into {len(example.label)} digit(s)")
+    """The example's digit images `(n, 28, 28)` and their labels: each digit as the reader sees it (binarized and
+    gray view); a one-digit example also as `predict` sees it (the photo pipeline), where that finds it."""
     labels = np.array([int(d) for d in example.label], np.int64)
-    return np.concatenate([aligned.binary, aligned.gray]), np.concatenate([labels, labels])
+    images = []
+    aligned = aligned_digits(example.image, len(example.label), recognizer.piece_scorer_or_default())
+    if aligned is not None:
+        images += [aligned.binary, aligned.gray]
+    if len(example.label) == 1:
+        stages = photo_stages(example.image, recognizer.image_size)
+        if stages.digit is not None:
+            images.append(stages.digit[None])
+    if not images:
+        raise DigitrecError(f"{example.source}: the reader cannot cut it into {len(example.label)} digit(s)")
+    return np.concatenate(images), np.concatenate([labels] * len(images))
 
 
 def split_examples(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
@@ -210,7 +205,7 @@ def adapt(
     card = {
         "adapted_from": str(config.base), "adapted_on": source, "examples": len(examples),
         "training_examples": len(training), "held_out_examples": len(held_out),
-        "training_digits": int(len(labels) // 2), "labels": sorted({e.label for e in training}),
+        "training_digits": sum(len(e.label) for e in training), "labels": sorted({e.label for e in training}),
         "config": dataclasses.asdict(config),
         "mnist_tuning_accuracy_before": mnist_tuning_accuracy(base_model, metadata, data_dir),
         "mnist_tuning_accuracy_after": mnist_tuning_accuracy(model, metadata, data_dir),

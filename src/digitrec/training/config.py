@@ -146,3 +146,30 @@ class PieceTrainConfig:
         for name in ("training_strips", "validation_strips", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise DigitrecError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """How a model is adapted; saved in its card."""
+
+    base: str = "default"  # the model to start from: a shipped name, a checkpoint or an adapted folder
+    epochs: int = 4
+    learning_rate: float = 3e-4
+    batch_size: int = 128
+    user_repeats: int = 8  # each of the user's digits is seen this many times per epoch (augmented each time)
+    mnist_per_user_digit: float = 1.0  # MNIST training digits mixed in per user digit seen
+    holdout_fraction: float = 0.2  # share of the examples kept out of training to measure before/after
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), got {self.learning_rate}"),
+            (self.user_repeats >= 1, f"user_repeats must be >= 1, got {self.user_repeats}"),
+            (self.mnist_per_user_digit >= 0, f"mnist_per_user_digit must be >= 0, got {self.mnist_per_user_digit}"),
+            (0 <= self.holdout_fraction < 1, f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DigitrecError(f"bad adaptation config: {message}")
