@@ -17,10 +17,11 @@ from digitrec.reading.segmentation import Classifier, PieceScorer, Segment, conf
 WORD_GAP_FRACTION = 1.2  # a gap wider than this (vs H) between digits' inks starts a new number: a space ...
 WORD_GAP_TIMES_MEDIAN = 2.5  # ... when it is also this many times the line's median gap (a "1" leaves wide gaps)
 # The reader's work grows with the length of its lines in digit heights H (candidate cuts every H/8, pieces up to
-# 1.3 H wide): about 0.05 s per H on one loaded core here. Images of scattered specks make hundreds of short, long
-# lines (860 H for 300 specks, 38 s); six lines of 20 digits are 120 H. Past these, the image is refused.
+# 1.3 H wide): about 0.12 s per H on one loaded core here, with the shipped piece model and test-time views (two
+# lines of 28 MNIST digits, 70 H: 8 s). Images of scattered specks make many long lines of short specks (860 H for
+# 300 specks, 38 s); four lines of 20 digits are 80 H. Past these, the image is refused.
 MAX_LINES = 30
-MAX_LINE_LENGTH_H = 120  # all lines together, in digit heights
+MAX_LINE_LENGTH_H = 80  # all lines together, in digit heights
 
 
 def to_input_box(x: int, y: int, width: int, height: int, scale: float) -> Box:
