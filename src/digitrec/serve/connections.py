@@ -8,7 +8,6 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from digitrec.serve.settings import HEADER_TIMEOUT_S
 
 
-
 class HeaderTimeoutProtocol(H11Protocol):
     """Closes a connection whose first request's headers have not all arrived within HEADER_TIMEOUT_S."""
 
