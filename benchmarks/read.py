@@ -4,8 +4,8 @@
     python -m benchmarks.read --write-examples examples                # the example strips in examples/
 
 The strips are made again from the seed each time (digitrec.synthetic.strips). Only `--split test` (MNIST test
-digits, the default) is reported; `--split train` draws from the tuning digits (the last 5,000 of MNIST's training file), for
-trying out changes to the reader without looking at the test digits.
+digits, the default) is reported; `--split train` draws from the tuning digits (the last 5,000 of MNIST's training
+file), for trying out changes to the reader without looking at the test digits.
 """
 
 from __future__ import annotations

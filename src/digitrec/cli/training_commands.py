@@ -89,6 +89,11 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from digitrec.model_files import WEIGHTS_DIR, resolve_model_path
 
     paths = [resolve_model_path(p) for p in args.checkpoint or [args.model]]
+    for path in paths:
+        if path.suffix == ".safetensors":
+            from digitrec.training.checkpoint import check_classifier, read_checkpoint
+
+            check_classifier(path, read_checkpoint(path)[1])
     if len(paths) > 1 or paths[0].parent == WEIGHTS_DIR:
         default_report_dir = Path("reports") / ("ensemble" if len(paths) > 1 else paths[0].stem)
     else:

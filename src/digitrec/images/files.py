@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import glob
 import io
+import os
+import stat
 import struct
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,9 @@ MIN_IMAGE_SIDE_PX = 8  # smaller than this holds no readable digit (MNIST's digi
 PDF_RENDER_DPI = 150  # pages are rendered at this resolution (PDF user space is 72 points per inch)
 PDF_POINTS_PER_INCH = 72
 MAX_PDF_PAGES = 100
+MAX_PDF_PIXELS = 200_000_000  # all pages of a PDF together: pages of a long PDF are rendered smaller (5 at 40 MP)
+MAX_FILE_BYTES = 150 * 2**20  # a 40-megapixel RGB BMP is 120 MB; larger files are refused while being read
+READ_CHUNK_BYTES = 2**20
 PDF_MAGIC = b"%PDF-"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pdf"})
@@ -54,14 +60,15 @@ def source_name(path: str | Path, page: int | None) -> str:
 def expand_inputs(arguments: list[str]) -> list[Path]:
     """Files as given, folders searched recursively for image and PDF files, glob patterns expanded.
 
-    A pattern that matches nothing is kept as it is, so reading it reports "no such file".
+    A pattern that matches nothing is kept as it is, so reading it reports "no such file"; so is a folder (or a
+    folder inside one) that cannot be listed, so reading it reports why.
     """
     paths: list[Path] = []
     for argument in arguments:
         path = Path(argument)
-        if path.is_dir():
-            paths.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
-        elif not path.exists() and glob.has_magic(argument):
+        if is_folder(path):
+            paths.extend(files_in_folder(path))
+        elif not path_exists(path) and glob.has_magic(argument):
             matches = sorted(glob.glob(argument, recursive=True))
             paths.extend(Path(match) for match in matches if Path(match).is_file())
             if not matches:
@@ -71,24 +78,96 @@ def expand_inputs(arguments: list[str]) -> list[Path]:
     return paths
 
 
-def read_bytes(path: Path) -> bytes:
+def is_folder(path: Path) -> bool:
     try:
-        data = path.read_bytes()
+        return stat.S_ISDIR(path.stat().st_mode)
+    except OSError:  # missing, or in a folder we may not enter: reading it names the reason
+        return False
+
+
+def path_exists(path: Path) -> bool:
+    try:
+        path.stat()
+    except OSError:
+        return False
+    return True
+
+
+def files_in_folder(folder: Path) -> list[Path]:
+    """The image and PDF files under `folder`, sorted; folders that cannot be listed are kept, to be reported."""
+    found: list[Path] = []
+    unlisted: list[Path] = []
+    for root, folders, names in os.walk(folder, onerror=lambda exc: unlisted.append(Path(exc.filename))):
+        folders.sort()
+        for name in names:
+            candidate = Path(root) / name
+            if candidate.suffix.lower() in IMAGE_SUFFIXES and candidate.is_file():
+                found.append(candidate)
+    return sorted(found) + sorted(unlisted)
+
+
+def read_bytes(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """A regular file's bytes, read as a stream: a folder, pipe or device, or a file over `max_bytes`, is refused
+    (a pipe is opened without blocking, so that `mkfifo f.png` cannot hang a batch)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise DigitrecError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DigitrecError(f"{path}: a folder, not a file") from None
     except OSError as exc:
         raise DigitrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise DigitrecError(f"{path}: cannot list this folder ({folder_error(path)})")
+        if not stat.S_ISREG(mode):
+            raise DigitrecError(f"{path}: not a regular file (a pipe, device or socket)")
+        os.set_blocking(fd, True)
+        data = bytearray()
+        try:
+            while chunk := handle.read(READ_CHUNK_BYTES):
+                data += chunk
+                if len(data) > max_bytes:
+                    raise DigitrecError(f"{path}: file over the {max_bytes // 2**20} MB limit")
+        except OSError as exc:
+            raise DigitrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not data:
         raise DigitrecError(f"{path}: empty file")
-    return data
+    return bytes(data)
 
 
-def read_images(path: str | Path) -> list[SourceImage]:
-    """The images in one file: one for a picture (the first frame of an animation), one per page of a PDF."""
+def folder_error(path: Path) -> str:
+    try:
+        os.listdir(path)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return "it is a folder"
+
+
+class PdfPages:
+    """The pages of a PDF, rendered one at a time as they are iterated (a page's pixels are freed before the
+    next page is drawn); `len()` is the page count, known without rendering."""
+
+    def __init__(self, path: Path, data: bytes) -> None:
+        self.path = path
+        self.document, self.scale = open_pdf(path, data)
+
+    def __len__(self) -> int:
+        return len(self.document)
+
+    def __iter__(self) -> Iterator[SourceImage]:
+        for index in range(len(self.document)):
+            yield render_pdf_page(self.path, self.document, index, self.scale)
+
+
+def read_images(path: str | Path) -> list[SourceImage] | PdfPages:
+    """The images in one file: one for a picture (the first frame of an animation), one per page of a PDF (rendered
+    as they are iterated)."""
     path = Path(path)
     data = read_bytes(path)
     if data.startswith(PDF_MAGIC):
-        return render_pdf_pages(path, data)
+        return PdfPages(path, data)
     return [open_picture(path, data)]
 
 
@@ -97,7 +176,7 @@ def read_single_image(path: str | Path) -> SourceImage:
     images = read_images(path)
     if len(images) > 1:
         raise DigitrecError(f"{path}: a PDF of {len(images)} pages; give one page, or use `digitrec predict`")
-    return images[0]
+    return next(iter(images))
 
 
 def png_header_size(data: bytes) -> tuple[int, int] | None:
@@ -150,23 +229,46 @@ def open_picture(path: Path, data: bytes) -> SourceImage:
     return SourceImage(path=path, image=image, note=note)
 
 
-def render_pdf_pages(path: Path, data: bytes) -> list[SourceImage]:
-    """Each page of a PDF rendered at PDF_RENDER_DPI (less for pages so large they would pass the pixel limit)."""
+def open_pdf(path: Path, data: bytes):
+    """(the pdfium document, the render scale): page count and every page's size checked before any rendering."""
     import pypdfium2 as pdfium
 
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        raise DigitrecError(f"{path}: damaged PDF ({exc})") from None
+        reason = str(exc).removesuffix(": Success").removesuffix(" (PDFium: Success)")
+        raise DigitrecError(f"{path}: damaged PDF, or one without pages ({reason})") from None
     if len(document) == 0:
         raise DigitrecError(f"{path}: a PDF without pages")
     if len(document) > MAX_PDF_PAGES:
         raise DigitrecError(f"{path}: a PDF of {len(document)} pages; at most {MAX_PDF_PAGES} are read")
-    images = []
-    for index, page in enumerate(document):
-        width_pt, height_pt = page.get_size()
-        scale = PDF_RENDER_DPI / PDF_POINTS_PER_INCH
-        scale = min(scale, (MAX_IMAGE_PIXELS / max(width_pt * height_pt, 1.0)) ** 0.5)
-        check_dimensions(path, round(width_pt * scale), round(height_pt * scale))
-        images.append(SourceImage(path=path, image=page.render(scale=scale).to_pil(), page=index + 1))
-    return images
+    page_pixels = min(MAX_IMAGE_PIXELS, MAX_PDF_PIXELS / len(document))
+    scale = PDF_RENDER_DPI / PDF_POINTS_PER_INCH
+    for index in range(len(document)):
+        width_pt, height_pt = document.get_page_size(index)
+        scale = min(scale, (page_pixels / max(width_pt * height_pt, 1.0)) ** 0.5)
+    for index in range(len(document)):
+        width_pt, height_pt = document.get_page_size(index)
+        check_dimensions(f"{source_name(path, index + 1)}", round(width_pt * scale), round(height_pt * scale))
+    return document, scale
+
+
+def render_pdf_page(path: Path, document, index: int, scale: float) -> SourceImage:
+    """One page at `scale` (the same for every page, so that no page passes the pixel limits)."""
+    page = document[index]
+    try:
+        image = page.render(scale=scale).to_pil()
+    finally:
+        page.close()
+    return SourceImage(path=path, image=image, page=index + 1)
+
+
+def loaded_picture(image, name: str = "image"):
+    """A PIL image given to the API, checked like a decoded file: its size, and its pixels really decodable (a
+    lazily opened, truncated file fails here, in one line, not deep in the pipeline)."""
+    check_dimensions(name, *image.size)
+    try:
+        image.load()
+    except Exception as exc:  # Pillow's decoders raise many types on damaged data; all mean "unreadable"
+        raise DigitrecError(f"{name}: truncated or damaged image ({type(exc).__name__}: {exc})") from None
+    return image

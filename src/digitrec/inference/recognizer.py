@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from digitrec.errors import DigitrecError
+from digitrec.images.files import check_dimensions, loaded_picture, read_single_image
 from digitrec.images.normalize import to_model_inputs
 from digitrec.images.photo import photo_file_to_mnist, photo_to_mnist
 from digitrec.inference.backends import DEFAULT_BACKEND, load_network
@@ -30,6 +31,28 @@ from digitrec.reading.results import NumberReading
 from digitrec.reading.segmentation import PieceScorer, confidence_scorer
 
 DEFAULT_UNSURE_THRESHOLD = 0.5  # used when a model carries no calibrated threshold
+# A 28x28 input with less ink than any MNIST digit, or far more, holds no digit: its answer is always `unsure`.
+INK_LEVEL = 128  # a pixel at least this bright is ink (white ink on black, as in MNIST)
+MIN_INK_PIXELS = 10  # the fewest ink pixels of an MNIST digit: 15 (train), 19 (test)
+MAX_INK_FRACTION = 0.7  # the most ink of an MNIST digit: 40% of its pixels (train)
+
+
+def without_digit(images: np.ndarray) -> np.ndarray:
+    """Per image `(N, H, W)`: too little or too much ink to be a digit (blank, near-blank, or all ink)."""
+    ink = (images >= INK_LEVEL).sum(axis=(1, 2))
+    return (ink < MIN_INK_PIXELS) | (ink > MAX_INK_FRACTION * images[0].size)
+
+
+def pixel_array(x) -> np.ndarray:
+    """`x` as a numeric array: bools, strings, objects, complex numbers and ragged lists are refused."""
+    try:
+        array = np.asarray(x)
+    except (ValueError, TypeError):
+        raise DigitrecError(f"expected an image array, got a {type(x).__name__} of uneven rows") from None
+    numeric = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    if array.dtype == np.bool_ or not numeric:
+        raise DigitrecError(f"expected numeric pixels (integers or floats), got {type(x).__name__} of {array.dtype}")
+    return array
 
 
 @dataclass(frozen=True)
@@ -88,9 +111,9 @@ class Recognizer:
         """Validate the input once, at the edge: uint8 `(N, H, W)` images."""
         if isinstance(x, str | os.PathLike):  # a photo or scan of one digit: the photo pipeline (images.photo)
             return photo_file_to_mnist(Path(x), self.image_size)[None]
-        if hasattr(x, "convert") and hasattr(x, "size"):  # a PIL image
-            return photo_to_mnist(x, self.image_size)[None]
-        array = np.asarray(x)
+        if is_picture(x):
+            return photo_to_mnist(loaded_picture(x), self.image_size)[None]
+        array = pixel_array(x)
         size = self.image_size
         if array.ndim not in (2, 3) or array.shape[-2:] != (size, size):
             raise DigitrecError(
@@ -98,9 +121,13 @@ class Recognizer:
             )
         if array.ndim == 2:
             array = array[None]
+        if len(array) == 0:
+            raise DigitrecError(f"expected at least one image, got an empty batch of shape {array.shape}")
         if array.dtype != np.uint8:
-            if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
-                raise DigitrecError(f"expected numeric pixels, got dtype {array.dtype} or non-finite values")
+            if not np.isfinite(array).all():
+                raise DigitrecError(
+                    f"expected finite pixels, got non-finite values (NaN or infinity, dtype {array.dtype})"
+                )
             scale = PIXEL_MAX if array.max() <= 1.0 else 1.0  # floats in [0, 1] are taken as fractions of white
             array = np.clip(np.rint(array * scale), 0, WHITE).astype(np.uint8)
         return array
@@ -121,19 +148,28 @@ class Recognizer:
         """One look per image, without the test-time views: for scoring many candidate pieces fast."""
         return self.calibrated_probabilities(images, views=[])
 
-    def read(self, x) -> NumberReading:
+    def read(self, x, deadline: float | None = None) -> NumberReading:
         """Every digit in a photo, scan or drawing of one or more numbers (path, PIL image or array), in lines of
-        writing read left to right: `.text`, `.digits` (digit, confidence, box, unsure), `.lines`, `.separators`."""
+        writing read left to right: `.text`, `.digits` (digit, confidence, box, unsure), `.lines`, `.separators`.
+        `deadline` (a `time.monotonic()` value): past it the reading stops with a DigitrecError."""
         if isinstance(x, str | os.PathLike):
-            from digitrec.images.files import read_single_image
-
             x = read_single_image(x).image
+        elif is_picture(x):
+            x = loaded_picture(x)
+        else:
+            x = pixel_array(x)
+            if not np.isfinite(x).all():
+                raise DigitrecError("expected finite pixels, got non-finite values (NaN or infinity)")
+            if x.ndim < 2:
+                raise DigitrecError(f"expected an image (H, W) or (H, W, channels), got shape {x.shape}")
+            check_dimensions("image", x.shape[1], x.shape[0])
         return read_number(
             x,
             self.calibrated_probabilities,
             self.unsure_threshold,
             self.image_size,
             score_pieces=self.piece_scorer_or_default(),
+            deadline=deadline,
         )
 
     def piece_scorer_or_default(self) -> PieceScorer:
@@ -142,18 +178,24 @@ class Recognizer:
 
     def predict(self, x) -> Prediction | list[Prediction]:
         """One Prediction for one image (array, path or PIL image); a list for a batch `(N, H, W)`."""
-        single = isinstance(x, str | os.PathLike) or hasattr(x, "convert") or np.asarray(x).ndim == 2
-        probabilities = self.predict_proba(x)
+        images = self.to_images(x)
+        single = isinstance(x, str | os.PathLike) or is_picture(x) or np.ndim(x) == 2
+        probabilities = self.calibrated_probabilities(images)
         predictions = [
             Prediction(
                 digit=int(row.argmax()),
                 confidence=float(row.max()),
                 probabilities=[float(p) for p in row],
-                unsure=bool(row.max() < self.unsure_threshold),
+                unsure=bool(row.max() < self.unsure_threshold or no_digit),
             )
-            for row in probabilities
+            for row, no_digit in zip(probabilities, without_digit(images), strict=True)
         ]
         return predictions[0] if single else predictions
+
+
+def is_picture(x) -> bool:
+    """A PIL image (or anything like one)."""
+    return hasattr(x, "convert") and hasattr(x, "size") and hasattr(x, "load")
 
 
 def load_piece_scorer(model: str | os.PathLike, backend: str = DEFAULT_BACKEND, threads: int = 0) -> PieceScorer:

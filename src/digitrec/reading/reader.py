@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
+from digitrec.errors import DigitrecError
 from digitrec.images.framing import mask_to_mnist
 from digitrec.images.gray_view import FAINT_RIM_PX, gray_to_mnist
 from digitrec.mnist import IMAGE_SIZE, WHITE
@@ -13,6 +16,12 @@ from digitrec.reading.segmentation import Classifier, PieceScorer, Segment, conf
 
 WORD_GAP_FRACTION = 1.2  # a gap wider than this (vs H) between digits' inks starts a new number: a space ...
 WORD_GAP_TIMES_MEDIAN = 2.5  # ... when it is also this many times the line's median gap (a "1" leaves wide gaps)
+# The reader's work grows with the length of its lines in digit heights H (candidate cuts every H/8, pieces up to
+# 1.3 H wide): about 0.12 s per H on one loaded core here, with the shipped piece model and test-time views (two
+# lines of 28 MNIST digits, 70 H: 8 s). Images of scattered specks make many long lines of short specks (860 H for
+# 300 specks, 38 s); four lines of 20 digits are 80 H. Past these, the image is refused.
+MAX_LINES = 30
+MAX_LINE_LENGTH_H = 80  # all lines together, in digit heights
 
 
 def to_input_box(x: int, y: int, width: int, height: int, scale: float) -> Box:
@@ -67,22 +76,43 @@ def digit_probabilities(
     return (both[: len(segments)] + both[len(segments) :]) / 2
 
 
+def check_reading_cost(lines: list[LineInk]) -> None:
+    """Refuse, in one line, an image whose lines would take the reader too long (see MAX_LINE_LENGTH_H)."""
+    if len(lines) > MAX_LINES:
+        raise DigitrecError(f"too many lines of ink to read ({len(lines)}; at most {MAX_LINES}): scattered specks?")
+    length_h = sum(line.mask.shape[1] / max(line.height, 1.0) for line in lines)
+    if length_h > MAX_LINE_LENGTH_H:
+        raise DigitrecError(
+            f"too much ink to read: lines {length_h:.0f} digit heights long (at most {MAX_LINE_LENGTH_H}): "
+            "scattered specks, or a page of writing?"
+        )
+
+
+def check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise DigitrecError("reading took longer than its time limit")
+
+
 def read_number(
     image,
     classify: Classifier,
     unsure_threshold: float,
     size: int = IMAGE_SIZE,
     score_pieces: PieceScorer | None = None,
+    deadline: float | None = None,
 ) -> NumberReading:
     """Every digit in `image` (PIL image or array), in lines, left to right. `classify` reads the final digits;
     `score_pieces` (default: `classify`'s confidence) rates the candidate pieces of a line, of which there are many.
+    `deadline` (a `time.monotonic()` value): past it, between two steps, the reading stops with a DigitrecError.
     """
     score_pieces = score_pieces or confidence_scorer(classify)
     found = lines_of_ink(image)
     if found is None:
         return NumberReading(problem=NO_DIGITS)
+    check_reading_cost([line for line, _ in found.lines])
     line_readings, separators = [], []
     for line, line_separators in found.lines:
+        check_deadline(deadline)
         separators += [
             Separator(
                 separator_kind(m, line.bottom, line.height), to_input_box(m.x, m.y, m.width, m.height, found.scale)
@@ -90,6 +120,7 @@ def read_number(
             for m in line_separators
         ]
         segments = line_segments(line, score_pieces)
+        check_deadline(deadline)
         if not segments:
             continue
         probabilities = digit_probabilities(classify, found.gray, line, segments, size)

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -21,8 +22,16 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from digitrec import __version__
-from digitrec.serve.batching import make_predictor
-from digitrec.serve.inputs import in_worker_thread, model_images, png_base64, read_digit_input, read_image, time_limit
+from digitrec.serve.batching import ServerBusy, make_predictor
+from digitrec.serve.inputs import (
+    busy,
+    in_worker_thread,
+    model_images,
+    png_base64,
+    read_digit_input,
+    read_image,
+    time_limit,
+)
 from digitrec.serve.schemas import (
     ERROR_DOCS,
     PREDICT_BODY_DOCS,
@@ -33,7 +42,13 @@ from digitrec.serve.schemas import (
     PredictionResponse,
     ReadResponse,
 )
-from digitrec.serve.settings import SETTINGS_ENV, ServerSettings
+from digitrec.serve.settings import (
+    KEEP_ALIVE_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    MAX_HEADER_BYTES,
+    SETTINGS_ENV,
+    ServerSettings,
+)
 
 if TYPE_CHECKING:
     from digitrec.inference.recognizer import Recognizer
@@ -42,8 +57,13 @@ if TYPE_CHECKING:
 WEB_DIR = Path(__file__).parent / "web"
 PAGE_HEADERS = {  # the page loads only its own files: no CDN, works offline
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
 }
+SECURITY_HEADERS = [  # on every response, errors and the API docs included
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
 
 
 access_log = logging.getLogger("digitrec.access")
@@ -78,7 +98,10 @@ async def predict(request: Request) -> PredictionResponse:
     async with time_limit(state.settings.request_timeout_s):
         source = await read_digit_input(request, state.settings.max_upload_bytes)
         images = await in_worker_thread(model_images, state.recognizer, source)
-        prediction = await state.predictor.predict(images[0])
+        try:
+            prediction = await state.predictor.predict(images[0])
+        except ServerBusy as exc:
+            raise busy(str(exc)) from None
     return PredictionResponse(**prediction.to_json(), input_28x28_png_base64=png_base64(images[0]))
 
 
@@ -87,9 +110,13 @@ async def read(request: Request) -> ReadResponse:
     """Every digit in a photo, scan or drawing of one or more numbers: the text, line by line, with each digit's
     box and confidence. An image without digits gives empty text and a `problem`, not a guess."""
     state = request.app.state
-    async with time_limit(state.settings.request_timeout_s):
-        source = await read_digit_input(request, state.settings.max_upload_bytes)
-        reading = await in_worker_thread(read_image, state.recognizer, source)
+    settings = state.settings
+    if state.read_slots.locked():
+        raise busy(f"{settings.read_workers + settings.max_waiting_reads} readings under way already; retry later")
+    async with state.read_slots, time_limit(settings.request_timeout_s):
+        deadline = time.monotonic() + settings.request_timeout_s  # the reading thread stops itself past it
+        source = await read_digit_input(request, settings.max_upload_bytes)
+        reading = await in_worker_thread(read_image, state.recognizer, source, deadline, executor=state.read_pool)
     return ReadResponse(**reading.to_json())
 
 
@@ -128,6 +155,27 @@ async def healthz(request: Request) -> HealthResponse:
 @open_routes.get("/", include_in_schema=False)
 async def page() -> FileResponse:
     return FileResponse(WEB_DIR / "index.html", headers=PAGE_HEADERS)
+
+
+class SecurityHeadersMiddleware:
+    """SECURITY_HEADERS on every HTTP response."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(name, value) for name, value in SECURITY_HEADERS if name not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class AccessLogMiddleware:
@@ -172,11 +220,15 @@ async def lifespan(app: FastAPI):
         Recognizer.load, settings.model, settings.backend, settings.tta, threads=settings.threads or 0
     )
     app.state.predictor = make_predictor(app.state.recognizer, settings)
+    # reading numbers runs in its own threads, so a slow reading never holds up /v1/predict's decoding
+    app.state.read_pool = ThreadPoolExecutor(max_workers=settings.read_workers, thread_name_prefix="digitrec-read")
+    app.state.read_slots = asyncio.Semaphore(settings.read_workers + settings.max_waiting_reads)
     await app.state.predictor.start()
     try:
         yield
     finally:
         await app.state.predictor.stop()
+        app.state.read_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def create_app(model: str | os.PathLike = "default", **options) -> FastAPI:
@@ -188,6 +240,7 @@ def create_app(model: str | os.PathLike = "default", **options) -> FastAPI:
     app.include_router(v1)
     app.include_router(open_routes)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware)
     return app
 
@@ -210,11 +263,20 @@ def log_config() -> dict:
     return config
 
 
+def server_options(host: str, port: int) -> dict:
+    """uvicorn.run's options: our logging, and bounds on connections, idle time and headers."""
+    return {
+        "host": host, "port": port, "log_config": log_config(), "access_log": False,
+        "http": "digitrec.serve.connections:HeaderTimeoutProtocol", "timeout_keep_alive": KEEP_ALIVE_TIMEOUT_S,
+        "limit_concurrency": MAX_CONNECTIONS, "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+    }  # fmt: skip
+
+
 def run_server(settings: ServerSettings, host: str, port: int, workers: int = 1) -> None:
     """Serve until interrupted."""
     import uvicorn
 
-    options = {"host": host, "port": port, "log_config": log_config(), "access_log": False}
+    options = server_options(host, port)
     if workers == 1:
         uvicorn.run(create_app(**asdict(settings)), **options)
         return

@@ -8,10 +8,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from digitrec.serve.settings import ServerSettings
+from digitrec.serve.settings import RETRY_AFTER_S, ServerSettings
 
 if TYPE_CHECKING:
     from digitrec.inference.recognizer import Prediction, Recognizer
+
+
+class ServerBusy(Exception):
+    """Too much work waiting already: the request is answered 503 with Retry-After, at once."""
 
 
 class DirectPredictor:
@@ -41,13 +45,13 @@ class MicroBatcher:
     runs) join it, up to `max_size`. One image alone waits `window_s` at most.
     """
 
-    def __init__(self, recognizer: Recognizer, window_s: float, max_size: int) -> None:
+    def __init__(self, recognizer: Recognizer, window_s: float, max_size: int, max_queued: int) -> None:
         self.recognizer = recognizer
         self.window_s = window_s
         self.max_size = max_size
         self.requests = 0
         self.batches = 0
-        self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future]] = asyncio.Queue(maxsize=max_queued)
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -61,7 +65,10 @@ class MicroBatcher:
 
     async def predict(self, image: np.ndarray) -> Prediction:
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((image, future))
+        try:
+            self._queue.put_nowait((image, future))
+        except asyncio.QueueFull:
+            raise ServerBusy(f"{self._queue.maxsize} predictions waiting already; retry in {RETRY_AFTER_S} s") from None
         self.requests += 1
         return await future
 
@@ -98,4 +105,6 @@ class MicroBatcher:
 def make_predictor(recognizer: Recognizer, settings: ServerSettings) -> DirectPredictor | MicroBatcher:
     if not settings.batching:
         return DirectPredictor(recognizer)
-    return MicroBatcher(recognizer, settings.batch_window_ms / 1000, settings.max_batch_size)
+    return MicroBatcher(
+        recognizer, settings.batch_window_ms / 1000, settings.max_batch_size, settings.max_queued_predictions
+    )

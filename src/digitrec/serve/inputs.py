@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from digitrec.errors import DigitrecError
 from digitrec.images.files import decode_picture
 from digitrec.serve.schemas import ImageBase64Body, PixelsBody
-from digitrec.serve.settings import MULTIPART_MAX_FIELDS, UPLOAD_TYPES
+from digitrec.serve.settings import MULTIPART_MAX_FIELDS, RETRY_AFTER_S, UPLOAD_TYPES
 
 if TYPE_CHECKING:
     from digitrec.inference.recognizer import Recognizer
@@ -30,6 +30,11 @@ UPLOAD_NAME = "upload"  # how an uploaded image is named in error messages
 
 def bad_input(message: str) -> HTTPException:
     return HTTPException(status_code=422, detail=message)
+
+
+def busy(message: str) -> HTTPException:
+    """503 with Retry-After: the server is saturated, the request was not started."""
+    return HTTPException(status_code=503, detail=message, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -126,10 +131,11 @@ def model_images(recognizer: Recognizer, source: bytes | np.ndarray) -> np.ndarr
     return recognizer.to_images(source)
 
 
-async def in_worker_thread(function, *args):
-    """Blocking work (decoding, the model) off the event loop; bad input found there becomes a 422."""
+async def in_worker_thread(function, *args, executor=None):
+    """Blocking work (decoding, the model) off the event loop, in `executor` (default: asyncio's own threads); bad
+    input found there becomes a 422."""
     try:
-        return await asyncio.to_thread(function, *args)
+        return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
     except DigitrecError as exc:
         raise bad_input(str(exc)) from None
 
@@ -146,11 +152,11 @@ async def time_limit(seconds: float):
         async with asyncio.timeout(seconds):
             yield
     except TimeoutError:
-        raise HTTPException(status_code=503, detail=f"no answer within {seconds:g} s; try again later") from None
+        raise busy(f"no answer within {seconds:g} s; try again later") from None
 
 
-def read_image(recognizer: Recognizer, source: bytes | np.ndarray):
-    """A request's image -> its reading; runs in a worker thread."""
+def read_image(recognizer: Recognizer, source: bytes | np.ndarray, deadline: float | None = None):
+    """A request's image -> its reading; runs in a reading thread, and stops itself once past `deadline`."""
     if not isinstance(source, bytes):
         raise DigitrecError('read needs an image: send a file or {"image_base64": ...}, not pixels')
-    return recognizer.read(decode_picture(source, UPLOAD_NAME)[0])
+    return recognizer.read(decode_picture(source, UPLOAD_NAME)[0], deadline=deadline)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat, StrictInt
+
+from digitrec.serve.settings import UPLOAD_TYPES
 
 if TYPE_CHECKING:
     pass
@@ -15,7 +17,9 @@ class ImageBase64Body(BaseModel):
 
 
 class PixelsBody(BaseModel):
-    pixels: list[list[float]] = Field(description="28 rows of 28 values: 0-255, or 0-1; white ink on black")
+    pixels: list[list[StrictInt | StrictFloat]] = Field(
+        description="28 rows of 28 numbers (no strings or booleans): 0-255, or 0-1; white ink on black"
+    )
 
 
 class PredictionResponse(BaseModel):
@@ -70,6 +74,7 @@ class HealthResponse(BaseModel):
     batches: int = Field(description="forward passes they took")
 
 
+UPLOAD_CONTENT_TYPES = ", ".join(sorted(UPLOAD_TYPES))  # what the file part's Content-Type must be (else 415)
 PREDICT_BODY_DOCS = {
     "requestBody": {
         "required": True,
@@ -79,7 +84,8 @@ PREDICT_BODY_DOCS = {
                     "type": "object",
                     "properties": {"file": {"type": "string", "format": "binary"}},
                     "required": ["file"],
-                }
+                },
+                "encoding": {"file": {"contentType": UPLOAD_CONTENT_TYPES}},
             },
             "application/json": {
                 "schema": {"oneOf": [ImageBase64Body.model_json_schema(), PixelsBody.model_json_schema()]}
@@ -94,7 +100,7 @@ ERROR_DOCS = {
     413: {"description": "request body over the upload limit"},
     415: {"description": "neither multipart/form-data nor JSON, or a file that is not an image"},
     422: {"description": "undecodable image, image over the pixel limit, or pixels of the wrong shape"},
-    503: {"description": "no answer within the per-request time limit"},
+    503: {"description": "busy: no answer within the per-request time limit, or too much work waiting (Retry-After)"},
 }
 
 

@@ -15,13 +15,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from digitrec.errors import DigitrecError
+from digitrec.errors import DigitrecError, one_line
 from digitrec.fileio import atomic_path
 from digitrec.model_files import METADATA_KEY, resolve_model_path
 from digitrec.models.registry import build_model
 
 MODEL_PREFIX = "model."
 OPTIMIZER_PREFIX = "optimizer."
+MAX_SCHEMA_INT = 4096  # classes and image sides: anything larger is not one of ours
 
 
 def flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -68,7 +69,28 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         metadata = json.loads(header[METADATA_KEY])
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError, ValueError) as exc:
         raise DigitrecError(f"{path}: not a readable digitrec checkpoint ({type(exc).__name__}: {exc})") from None
+    problem = metadata_problem(metadata)
+    if problem:
+        raise DigitrecError(f"{path}: not a digitrec checkpoint ({problem})")
     return tensors, metadata
+
+
+def metadata_problem(metadata) -> str | None:
+    """What is wrong with a checkpoint's metadata against the schema every digitrec checkpoint has, or None."""
+    if not isinstance(metadata, dict):
+        return f"its metadata is a {type(metadata).__name__}, not an object"
+    if not isinstance(metadata.get("config"), dict) or not isinstance(metadata["config"].get("model"), str):
+        return "its metadata has no config with a model name"
+    for key in ("num_classes", "image_size"):
+        value = metadata.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SCHEMA_INT:
+            return f"{key} is {value!r}, not a positive whole number"
+    for key, kind in (("history", list), ("optimizer_state", dict), ("calibration", dict), ("summary", dict)):
+        if key in metadata and not isinstance(metadata[key], kind):
+            return f"{key} is a {type(metadata[key]).__name__}, not a {kind.__name__}"
+    if any(not isinstance(record, dict) for record in metadata.get("history", [])):
+        return "its history holds something other than epoch records"
+    return None
 
 
 def model_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -79,7 +101,23 @@ def optimizer_state(tensors: dict[str, torch.Tensor], metadata: dict) -> dict | 
     if "optimizer_state" not in metadata:
         return None
     optimizer_tensors = {k: v for k, v in tensors.items() if k.startswith(OPTIMIZER_PREFIX)}
-    return unflatten_optimizer_state(optimizer_tensors, metadata["optimizer_state"])
+    try:
+        return unflatten_optimizer_state(optimizer_tensors, metadata["optimizer_state"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DigitrecError(f"the checkpoint's optimizer state is not a digitrec run's ({one_line(exc)})") from None
+
+
+def check_classifier(path, metadata: dict) -> None:
+    """A digit classifier's checkpoint (what evaluate, calibrate and resume need), not a piece model's or other."""
+    from digitrec.training.config import TrainConfig
+
+    missing = [key for key in ("dataset", "normalization") if key not in metadata["config"]]
+    if missing or "piece_config" in metadata:
+        raise DigitrecError(f"{path}: not a digit classifier's checkpoint (a piece model, or no {', '.join(missing)})")
+    try:
+        TrainConfig.from_dict(metadata["config"])
+    except DigitrecError as exc:
+        raise DigitrecError(f"{path}: not a digit classifier's checkpoint ({exc})") from None
 
 
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
@@ -89,7 +127,7 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
         config = metadata["config"]
         model = build_model(config["model"], num_classes=metadata["num_classes"], image_size=metadata["image_size"])
         model.load_state_dict(model_state(tensors))
-    except (KeyError, RuntimeError) as exc:
-        raise DigitrecError(f"{path}: checkpoint does not match its model ({type(exc).__name__}: {exc})") from None
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise DigitrecError(f"{path}: checkpoint does not match its model ({one_line(exc)})") from None
     model.eval()
     return model, metadata

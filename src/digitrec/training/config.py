@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,9 @@ from digitrec.model_files import SHIPPED_PIECE_MODEL
 
 SCHEDULES = ("constant", "onecycle", "cosine")
 OPTIMIZERS = ("adam", "adamw", "sgd", "adadelta")
+MAX_SEED = 2**32 - 1  # NumPy's and torch's generators take seeds up to this
+MAX_ROTATION_DEG = 180.0
+MAX_SHEAR_DEG = 60.0
 
 
 @dataclass
@@ -54,11 +58,30 @@ class TrainConfig:
         from digitrec.models.registry import model_entry
 
         model_entry(self.model)
-        dataset_spec(self.dataset)
+        spec = dataset_spec(self.dataset)
+        not_finite = [f.name for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), float)
+                      and not math.isfinite(getattr(self, f.name))]  # fmt: skip
+        if not_finite:
+            raise DigitrecError(f"bad training config: {', '.join(not_finite)} must be finite numbers")
+        test_size = spec.split_sizes.get("test", math.inf)
+        train_size = spec.split_sizes.get("train", math.inf)
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (0 < self.step_gamma <= 1, f"step_gamma must be in (0, 1], got {self.step_gamma}"),
+            (0 <= self.rotation_deg <= MAX_ROTATION_DEG, f"rotation_deg must be in [0, 180], got {self.rotation_deg}"),
+            (0 <= self.shift_fraction < 1, f"shift_fraction must be in [0, 1), got {self.shift_fraction}"),
+            (0 <= self.scale_range < 1, f"scale_range must be in [0, 1), got {self.scale_range}"),
+            (
+                0 <= self.shear_deg <= MAX_SHEAR_DEG,
+                f"shear_deg must be in [0, {MAX_SHEAR_DEG:g}], got {self.shear_deg}",
+            ),
+            (0 <= self.erase_probability <= 1, f"erase_probability must be in [0, 1], got {self.erase_probability}"),
+            (0 <= self.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}], got {self.seed}"),
+            (self.test_subset <= test_size, f"test_subset must be at most the {test_size} test images"),
+            (self.train_subset <= train_size, f"train_subset must be at most the {train_size} training images"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
             (self.l2_first_conv >= 0, f"l2_first_conv must be >= 0, got {self.l2_first_conv}"),
@@ -102,6 +125,8 @@ class TrainConfig:
             values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
         except (OSError, ValueError) as exc:
             raise DigitrecError(f"{path}: cannot read config ({exc})") from None
+        if not isinstance(values, dict):
+            raise DigitrecError(f"{path}: a config must be a table of fields, got a {type(values).__name__}")
         merged = {**values, **overrides}
         return cls.for_model(merged.pop("model", cls.model), **merged)
 
@@ -146,6 +171,12 @@ class PieceTrainConfig:
         for name in ("training_strips", "validation_strips", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise DigitrecError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise DigitrecError(f"learning rate must be a finite number > 0, got {self.learning_rate}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise DigitrecError(f"weight decay must be a finite number >= 0, got {self.weight_decay}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise DigitrecError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from digitrec import model_files
 from digitrec.data.datasets import LabelledImages, dataset_spec, load_split, training_and_validation
-from digitrec.errors import DigitrecError
+from digitrec.errors import DigitrecError, one_line
 from digitrec.evaluation.report import accuracy_and_loss
 from digitrec.fileio import write_json_atomic
 from digitrec.images.normalize import to_model_inputs
@@ -252,12 +252,20 @@ def restore_from_checkpoint(
         defaults = TrainConfig().to_dict()  # fields a saved config predates count at their default
         differing = sorted(k for k in config.to_dict() if saved.get(k, defaults[k]) != getattr(config, k))
         raise DigitrecError(f"{path}: cannot resume, its config differs in: {', '.join(differing)}")
-    model.load_state_dict(checkpoint.model_state(tensors))
     optimizer_state = checkpoint.optimizer_state(tensors, metadata)
     if optimizer_state is None:
         raise DigitrecError(f"{path}: cannot resume, the checkpoint holds no optimizer state")
-    optimizer.load_state_dict(optimizer_state)
-    return [EpochRecord(**r) for r in metadata["history"]]
+    try:
+        model.load_state_dict(checkpoint.model_state(tensors))
+        optimizer.load_state_dict(optimizer_state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise DigitrecError(
+            f"{path}: cannot resume, its weights or optimizer state do not fit this run ({one_line(exc)})"
+        ) from None
+    try:
+        return [EpochRecord(**r) for r in metadata["history"]]
+    except (KeyError, TypeError) as exc:
+        raise DigitrecError(f"{path}: cannot resume, its history is not a digitrec run's ({one_line(exc)})") from None
 
 
 def history_summary(history: list[EpochRecord]) -> dict:
@@ -303,6 +311,8 @@ def fit_on(
     on_epoch_end: Callable[[EpochRecord], None] | None,
 ) -> TrainResult:
     checkpoint_path = out_dir / model_files.CHECKPOINT_NAME
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DigitrecError(f"{out_dir}: --out must be a folder, and this is a file")
     if checkpoint_path.exists() and not resume:
         raise DigitrecError(f"{out_dir} already holds a run: pass --resume to continue it, or choose another --out")
     if config.batch_size % runtime.world_size:
