@@ -105,3 +105,30 @@ def test_evaluate_several_checkpoints_as_an_ensemble(capsys, tiny_checkpoint, mn
     single, pair = json.loads(single_out), json.loads(pair_out)
     assert single_code == pair_code == 0
     assert pair["model"].startswith("ensemble of 2") and pair["accuracy"] == single["accuracy"]
+
+
+def test_output_folders_that_cannot_be_written_are_one_line_errors(tmp_path, capsys):
+    """--debug-dir / --annotate naming a file, or a place nothing can be written: one line, exit 2, nothing read."""
+    from tests.conftest import REPO_ROOT
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    example = str(REPO_ROOT / "examples" / "photo-4-clean.png")
+    for argv in (
+        ["predict", example, "--debug-dir", str(a_file)],
+        ["read", example, "--annotate", str(a_file)],
+        ["predict", example, "--debug-dir", "/proc/digitrec-nowhere"],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "cannot write output files there" in err, err
+
+
+def test_a_file_name_with_a_newline_stays_one_table_row(tmp_path, capsys):
+    from tests.conftest import REPO_ROOT
+
+    odd = tmp_path / "line\nbreak.png"
+    odd.write_bytes((REPO_ROOT / "examples" / "photo-4-clean.png").read_bytes())
+    assert main(["predict", str(odd)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 2 and "line\\nbreak.png" in out  # the header and one row

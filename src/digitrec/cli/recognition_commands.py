@@ -12,13 +12,18 @@ from digitrec.errors import DigitrecError
 EXIT_BAD_INPUT = 2
 
 
+def shown_name(name: str) -> str:
+    """A file name as one table cell: control characters (a newline in a name) escaped, not printed."""
+    return name if name.isprintable() else name.encode("unicode_escape").decode("ascii")
+
+
 def report_file_rows(results) -> int:
     """Each row's notes and error on stderr, one line each; exit code 2 when some file failed, else 0."""
     for result in results:
         for note in result.notes:
-            print(f"digitrec: note: {result.name}: {note}", file=sys.stderr)
+            print(f"digitrec: note: {shown_name(result.name)}: {shown_name(note)}", file=sys.stderr)
         if result.error:
-            print(f"digitrec: error: {result.error}", file=sys.stderr)
+            print(f"digitrec: error: {shown_name(result.error)}", file=sys.stderr)
     return EXIT_BAD_INPUT if any(result.error for result in results) else 0
 
 
@@ -26,15 +31,17 @@ PREDICT_FIELDS = ["path", "page", "digit", "confidence", "unsure", "error", "not
 
 
 def format_predictions_table(results) -> str:
-    width = max([len("path"), *(len(result.name) for result in results)])
+    width = max([len("path"), *(len(shown_name(result.name)) for result in results)])
     lines = [f"{'path':<{width}}  digit  confidence  unsure"]
     for result in results:
         if result.error:
             reason = result.error.removeprefix(f"{result.name}: ")
-            lines.append(f"{result.name:<{width}}  {'-':>5}  {'-':>10}  error: {reason}")
+            lines.append(f"{shown_name(result.name):<{width}}  {'-':>5}  {'-':>10}  error: {reason}")
         else:
             unsure = "unsure" if result.unsure else ""
-            lines.append(f"{result.name:<{width}}  {result.digit:>5}  {result.confidence:>10.3f}  {unsure}".rstrip())
+            lines.append(
+                f"{shown_name(result.name):<{width}}  {result.digit:>5}  {result.confidence:>10.3f}  {unsure}".rstrip()
+            )
     return "\n".join(lines)
 
 
@@ -58,18 +65,18 @@ def command_predict(args: argparse.Namespace) -> int:
 
 
 def format_readings_table(results) -> str:
-    width = max([len("path"), *(len(result.name) for result in results)])
+    width = max([len("path"), *(len(shown_name(result.name)) for result in results)])
     lines = [f"{'path':<{width}}  {'text':<12}  min confidence  unsure"]
     for result in results:
         if result.error:
             reason = result.error.removeprefix(f"{result.name}: ")
-            lines.append(f"{result.name:<{width}}  {'-':<12}  {'-':>14}  error: {reason}")
+            lines.append(f"{shown_name(result.name):<{width}}  {'-':<12}  {'-':>14}  error: {reason}")
             continue
         reading = result.reading
         text = " | ".join(line.text for line in reading.lines) or "(none)"
         confidence = f"{min(d.confidence for d in reading.digits):.3f}" if reading.digits else "-"
         unsure = "unsure" if reading.unsure else ""
-        lines.append(f"{result.name:<{width}}  {text:<12}  {confidence:>14}  {unsure}".rstrip())
+        lines.append(f"{shown_name(result.name):<{width}}  {text:<12}  {confidence:>14}  {unsure}".rstrip())
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ several, gets a row with its one-line error, and the batch goes on. The images g
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -65,7 +66,7 @@ def predict_source(recognizer, source: SourceImage, debug_path: Path | None = No
     except DigitrecError as exc:
         return FileResult(**where, error=f"{source.name}: {exc}")
     if debug_path is not None:
-        write_bytes_atomic(debug_path, debug_strip_png(stages))
+        write_output(debug_path, debug_strip_png(stages))
     if stages.problem:
         return FileResult(**where, error=f"{source.name}: {stages.problem}")
     prediction = recognizer.predict(stages.digit)
@@ -82,16 +83,34 @@ def rows_for_files(
 
     `row_for_source(image, output file or None)` makes a decoded image's row (the output file, in `out_dir`, is
     where a debug strip or annotated image goes); a file that cannot be read gets `error_row(path=, error=)`."""
+    if out_dir is not None:
+        ensure_output_dir(out_dir)
     rows = []
     for index, path in enumerate(expand_inputs(arguments)):
         try:
-            sources = read_images(path)
-        except DigitrecError as exc:
+            for source in read_images(path):  # PDF pages are rendered one at a time, as the loop asks for them
+                output = output_path(out_dir, index, source) if out_dir is not None else None
+                rows.append(row_for_source(source, output))
+        except DigitrecError as exc:  # the file, or one of its pages, cannot be read: a row, and the batch goes on
             rows.append(error_row(path=str(path), error=str(exc)))
-            continue
-        for source in sources:
-            rows.append(row_for_source(source, output_path(out_dir, index, source) if out_dir is not None else None))
     return rows
+
+
+def ensure_output_dir(out_dir: Path) -> None:
+    """The folder for debug strips or annotated images, made if missing; anything else is a one-line error."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DigitrecError(f"{out_dir}: cannot write output files there ({exc.strerror or exc})") from None
+    if not out_dir.is_dir() or not os.access(out_dir, os.W_OK):
+        raise DigitrecError(f"{out_dir}: cannot write output files there (not a writable folder)")
+
+
+def write_output(path: Path, data: bytes) -> None:
+    try:
+        write_bytes_atomic(path, data)
+    except OSError as exc:
+        raise DigitrecError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def predict_files(recognizer, arguments: list[str], debug_dir: Path | None = None) -> list[FileResult]:
@@ -160,7 +179,7 @@ def read_source(recognizer, source: SourceImage, annotate_path: Path | None = No
     if annotate_path is not None:
         ok, encoded = cv2.imencode(".png", annotated_image(source.image, reading)[:, :, ::-1])
         if ok:
-            write_bytes_atomic(annotate_path, encoded.tobytes())
+            write_output(annotate_path, encoded.tobytes())
     return FileReading(**where, reading=reading)
 
 
