@@ -47,13 +47,18 @@ def wait_until_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server_url(tiny_checkpoint: Path, tmp_path_factory) -> str:
+def corrections_db(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("corrections") / "corrections.db"
+
+
+@pytest.fixture(scope="module")
+def server_url(tiny_checkpoint: Path, tmp_path_factory, corrections_db: Path) -> str:
     """The real server (`python -m digitrec serve`) on a free port of 127.0.0.1, stopped after the tests."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("server") / "server.log"
     command = [sys.executable, "-m", "digitrec", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--model", str(tiny_checkpoint), "--threads", "1"]  # fmt: skip
+               "--model", str(tiny_checkpoint), "--threads", "1", "--corrections", str(corrections_db)]  # fmt: skip
     with log.open("w") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     try:
@@ -126,7 +131,7 @@ def test_drawing_a_real_mnist_seven_shows_seven_and_ten_bars(page, mnist_test):
     expect(page.locator("#seen-image")).to_have_attribute("src", PNG_DATA_URL)
 
     page.get_by_role("button", name="Clear").click()
-    expect(page.locator("#digit")).to_have_text("–")
+    expect(page.locator("#digit")).to_have_text("–", timeout=ANSWER_TIMEOUT_MS)
 
 
 def test_uploading_a_photo_shows_the_28x28_the_model_saw(page, mnist_test, tmp_path):
@@ -141,3 +146,22 @@ def test_uploading_a_photo_shows_the_28x28_the_model_saw(page, mnist_test, tmp_p
     seen_size = page.locator("#seen-image").evaluate("image => [image.naturalWidth, image.naturalHeight]")
     assert seen_size == [28, 28]
     expect(page.locator("#digit")).to_have_text("2")
+
+
+def test_a_correction_sent_from_the_page_lands_in_the_database(page, mnist_test, corrections_db):
+    """Draw a 3, say "that's wrong, it is 8": the drawing and the 8 are stored for `digitrec adapt --from DB`."""
+    from playwright.sync_api import expect
+
+    from digitrec.corrections import read_corrections
+    from digitrec.images.files import decode_picture
+
+    three = mnist_test.images[first_of(mnist_test.labels, 3)]
+    trace_digit(page, three)
+    expect(page.locator("#correct")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    page.locator("#correct-label").fill("8")
+    page.get_by_role("button", name="Send correction").click()
+    expect(page.locator("#status")).to_contain_text("stored as correction #", timeout=ANSWER_TIMEOUT_MS)
+    stored = read_corrections(corrections_db)
+    assert [c.label for c in stored][-1] == "8" and stored[-1].source == "image"
+    image, _ = decode_picture(stored[-1].image_png, "stored correction")
+    assert image.size == (112, 112)  # the drawing as the page sent it to /v1/predict

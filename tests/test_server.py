@@ -280,3 +280,27 @@ def test_importing_the_server_loads_no_model_and_no_torch():
 def test_serve_with_a_missing_model_is_a_one_line_error(tmp_path, capsys):
     assert main(["serve", "--model", str(tmp_path / "missing.safetensors")]) == EXIT_BAD_INPUT
     assert "no such checkpoint file" in capsys.readouterr().err
+
+
+def test_corrections_are_stored_only_when_the_server_keeps_them(tiny_checkpoint, mnist_test, tmp_path, client):
+    from digitrec.corrections import read_corrections
+
+    pixels = mnist_test.images[0].tolist()
+    assert client.post("/v1/corrections", json={"pixels": pixels, "label": "7"}).status_code == 404
+    database = tmp_path / "corrections.db"
+    with TestClient(create_app(tiny_checkpoint, corrections_db=str(database))) as keeping:
+        stored = keeping.post("/v1/corrections", json={"pixels": pixels, "label": "7"})
+        assert stored.status_code == 201 and stored.json() == {"id": 1, "label": "7"}
+        buffer = io.BytesIO()
+        Image.fromarray(255 - mnist_test.images[1]).resize((112, 112)).save(buffer, format="PNG")
+        upload = {"file": ("two.png", buffer.getvalue(), "image/png")}
+        assert keeping.post("/v1/corrections", files=upload, data={"label": "2"}).json()["id"] == 2
+        for body, status in (
+            ({"pixels": pixels, "label": "seven"}, 422),
+            ({"pixels": pixels}, 422),
+            ({"pixels": [[1, 2]], "label": "1"}, 422),
+        ):
+            answer = keeping.post("/v1/corrections", json=body)
+            assert answer.status_code == status, (body, answer.text)
+    rows = read_corrections(database)
+    assert [(c.id, c.label, c.source) for c in rows] == [(1, "7", "pixels"), (2, "2", "image")]

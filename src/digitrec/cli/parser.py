@@ -216,6 +216,11 @@ def add_serve_parser(commands) -> None:
     add_tta_option(parser)
     parser.add_argument("--workers", type=int, default=1, help="server processes, each with its own model (default 1)")
     parser.add_argument("--api-key", help=f"require this key on /v1/* (default ${settings.API_KEY_ENV}; unset: open)")
+    parser.add_argument(
+        "--corrections", type=Path, metavar="DB",
+        help="keep the corrections people send (POST /v1/corrections, the page's 'that's wrong') in this SQLite file, "
+        "for `digitrec adapt --from DB`",
+    )  # fmt: skip
     parser.add_argument("--max-upload-mb", type=float, default=settings.MAX_UPLOAD_MB, help="default %(default)g")
     parser.add_argument("--timeout-s", type=float, default=settings.REQUEST_TIMEOUT_S, help="default %(default)g")
     parser.add_argument("--no-batching", action="store_true", help="one forward pass per request")

@@ -109,6 +109,7 @@ def command_serve(args: argparse.Namespace) -> int:
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         max_upload_mb=args.max_upload_mb, request_timeout_s=args.timeout_s, batching=not args.no_batching,
         batch_window_ms=args.batch_window_ms, threads=args.threads,
+        corrections_db=str(args.corrections) if args.corrections else None,
     )  # fmt: skip
     run_server(settings, host=args.host, port=args.port, workers=args.workers)
     return 0

@@ -22,20 +22,26 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from digitrec import __version__
+from digitrec.errors import DigitrecError
 from digitrec.serve.batching import ServerBusy, make_predictor
 from digitrec.serve.inputs import (
+    bad_input,
     busy,
+    correction_png,
     in_worker_thread,
     model_images,
     png_base64,
+    read_correction_input,
     read_digit_input,
     read_image,
     time_limit,
 )
 from digitrec.serve.schemas import (
+    CORRECTION_BODY_DOCS,
     ERROR_DOCS,
     PREDICT_BODY_DOCS,
     READ_BODY_DOCS,
+    CorrectionResponse,
     HealthResponse,
     ModelInfo,
     ModelsResponse,
@@ -118,6 +124,28 @@ async def read(request: Request) -> ReadResponse:
         source = await read_digit_input(request, settings.max_upload_bytes)
         reading = await in_worker_thread(read_image, state.recognizer, source, deadline, executor=state.read_pool)
     return ReadResponse(**reading.to_json())
+
+
+@v1.post("/corrections", status_code=201, responses=ERROR_DOCS, openapi_extra=CORRECTION_BODY_DOCS)
+async def corrections(request: Request) -> CorrectionResponse:
+    """Store a correction: an image (form field `file`, `{"image_base64": ...}` or `{"pixels": 28x28}`) and its
+    right answer (`label`: a digit, or the digits of a number), for `digitrec adapt --from DB`. Only when the
+    server was started with `--corrections DB` (404 otherwise)."""
+    from digitrec.corrections import add_correction, check_label
+
+    state = request.app.state
+    database = state.settings.corrections_db
+    if database is None:
+        raise HTTPException(status_code=404, detail="this server keeps no corrections (start it with --corrections DB)")
+    async with time_limit(state.settings.request_timeout_s):
+        source, label = await read_correction_input(request, state.settings.max_upload_bytes)
+        try:
+            label = check_label(label)
+        except DigitrecError as exc:
+            raise bad_input(str(exc)) from None
+        image_png, kind = await in_worker_thread(correction_png, state.recognizer, source)
+        number = await in_worker_thread(add_correction, database, image_png, label, kind)
+    return CorrectionResponse(id=number, label=label)
 
 
 @v1.get("/models")

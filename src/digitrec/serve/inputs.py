@@ -53,6 +53,11 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 async def read_upload(request: Request, body: bytes) -> bytes:
     """The bytes of the multipart form field `file`."""
+    return (await read_upload_form(request, body))[0]
+
+
+async def read_upload_form(request: Request, body: bytes) -> tuple[bytes, dict[str, str]]:
+    """The bytes of the multipart form field `file`, and the form's text fields."""
 
     async def replay() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -67,7 +72,8 @@ async def read_upload(request: Request, body: bytes) -> bytes:
             raise bad_input("expected an image file in the multipart form field 'file'")
         if (upload.content_type or "").lower() not in UPLOAD_TYPES:
             raise HTTPException(status_code=415, detail=f"unsupported file type {upload.content_type!r}; send an image")
-        return await upload.read()
+        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+        return await upload.read(), fields
     finally:
         await form.close()  # uploads over 1 MB were spooled to a temporary file
 
@@ -120,6 +126,34 @@ async def read_digit_input(request: Request, max_bytes: int) -> bytes | np.ndarr
     if media_type == "application/json":
         return await asyncio.to_thread(read_json, body)  # megabytes of JSON would stall every other request
     return await read_upload(request, body)
+
+
+async def read_correction_input(request: Request, max_bytes: int) -> tuple[bytes | np.ndarray, str]:
+    """A correction: the image (as `read_digit_input` takes it) and its right answer, the form field or JSON key
+    `label`."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ("multipart/form-data", "application/json"):
+        shown = media_type or "no content type"
+        raise HTTPException(status_code=415, detail=f"send multipart/form-data or application/json, not {shown}")
+    body = await read_body(request, max_bytes)
+    if media_type == "multipart/form-data":
+        image, fields = await read_upload_form(request, body)
+        return image, fields.get("label", "")
+    source = await asyncio.to_thread(read_json, body)
+    label = json.loads(body).get("label", "")
+    return source, label if isinstance(label, str) else str(label)
+
+
+def correction_png(recognizer: Recognizer, source: bytes | np.ndarray) -> tuple[bytes, str]:
+    """(PNG bytes to store, "image" or "pixels"): an upload is checked by decoding it and stored as sent; pixels are
+    validated as `predict` validates them and stored as a 28x28 PNG."""
+    if isinstance(source, bytes):
+        decode_picture(source, UPLOAD_NAME)
+        return source, "image"
+    image = model_images(recognizer, source)[0]
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue(), "pixels"
 
 
 def model_images(recognizer: Recognizer, source: bytes | np.ndarray) -> np.ndarray:

@@ -22,6 +22,11 @@ class PixelsBody(BaseModel):
     )
 
 
+class CorrectionResponse(BaseModel):
+    id: int = Field(description="the stored correction's number")
+    label: str = Field(description="the right answer, as stored")
+
+
 class PredictionResponse(BaseModel):
     digit: int
     confidence: float = Field(description="calibrated probability of `digit`")
@@ -89,6 +94,34 @@ PREDICT_BODY_DOCS = {
             },
             "application/json": {
                 "schema": {"oneOf": [ImageBase64Body.model_json_schema(), PixelsBody.model_json_schema()]}
+            },
+        },
+    }
+}
+
+
+CORRECTION_BODY_DOCS = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}, "label": {"type": "string"}},
+                    "required": ["file", "label"],
+                },
+                "encoding": {"file": {"contentType": UPLOAD_CONTENT_TYPES}},
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image_base64": {"type": "string"},
+                        "pixels": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                        "label": {"type": "string", "pattern": "^[0-9]{1,64}$"},
+                    },
+                    "required": ["label"],
+                }
             },
         },
     }

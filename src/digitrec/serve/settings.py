@@ -39,6 +39,7 @@ class ServerSettings:
     read_workers: int = READ_WORKERS
     max_waiting_reads: int = MAX_WAITING_READS
     threads: int | None = None  # the model runtime's CPU threads in each worker process (None: its choice)
+    corrections_db: str | None = None  # SQLite file where POST /v1/corrections stores examples (None: not kept)
 
     @property
     def max_upload_bytes(self) -> int:

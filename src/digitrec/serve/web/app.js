@@ -18,6 +18,8 @@ const seenImage = document.getElementById("seen-image");
 const statusLine = document.getElementById("status");
 const uploadInput = document.getElementById("upload");
 const apiKeyInput = document.getElementById("api-key");
+const correctForm = document.getElementById("correct");
+const correctInput = document.getElementById("correct-label");
 
 let drawing = false;
 let hasInk = false;
@@ -25,6 +27,7 @@ let lastPoint = null;
 let debounceTimer = null;
 let requestNumber = 0;
 let inFlight = null;
+let lastImage = null; // the image of the last prediction, for a correction: { blob, name }
 
 // --- drawing with pointer events (mouse, pen, touch) ---
 
@@ -120,6 +123,7 @@ function predictDrawing() {
     if (!hasInk) return; // cleared meanwhile
     const form = new FormData();
     form.append("file", blob, "drawing.png");
+    lastImage = { blob, name: "drawing.png" };
     requestPrediction(form, "your drawing");
   }, "image/png");
 }
@@ -129,6 +133,7 @@ function predictUpload() {
   if (!file) return;
   const form = new FormData();
   form.append("file", file, file.name);
+  lastImage = { blob: file, name: file.name };
   requestPrediction(form, file.name);
 }
 
@@ -189,6 +194,35 @@ function showPrediction(answer, source) {
   seenImage.src = `data:image/png;base64,${answer.input_28x28_png_base64}`;
   seenFigure.hidden = false;
   statusLine.textContent = `Result for ${source}.`;
+  correctForm.hidden = false;
+}
+
+// --- "that's wrong, it is ...": the image just read and the right answer, kept for `digitrec adapt --from DB` ---
+
+async function sendCorrection(event) {
+  event.preventDefault();
+  const label = correctInput.value.trim();
+  if (!lastImage || !/^[0-9]{1,64}$/.test(label)) {
+    statusLine.textContent = "Type the right digit (or digits) first.";
+    return;
+  }
+  const form = new FormData();
+  form.append("file", lastImage.blob, lastImage.name);
+  form.append("label", label);
+  const headers = {};
+  if (apiKeyInput.value.trim()) headers["X-API-Key"] = apiKeyInput.value.trim();
+  try {
+    const response = await fetch("/v1/corrections", { method: "POST", body: form, headers });
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      showError(response.status, answer.detail);
+      return;
+    }
+    statusLine.textContent = `Thank you: stored as correction #${answer.id} (${answer.label}).`;
+    correctInput.value = "";
+  } catch (error) {
+    statusLine.textContent = `The server did not answer (${error.message}).`;
+  }
 }
 
 function showEmpty(message) {
@@ -196,6 +230,7 @@ function showEmpty(message) {
   confidenceText.textContent = message;
   unsureBadge.hidden = true;
   seenFigure.hidden = true;
+  correctForm.hidden = true;
   statusLine.textContent = "";
   showBars(null, -1);
 }
@@ -204,3 +239,4 @@ buildBars();
 setUpPad();
 document.getElementById("clear").addEventListener("click", clearPad);
 uploadInput.addEventListener("change", predictUpload);
+correctForm.addEventListener("submit", sendCorrection);
