@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import ray
 
+from digitrec.errors import DigitrecError
 from digitrec.inference.archive import ArchiveJob, PartWriter, file_rows
 
 
@@ -43,7 +44,10 @@ def run_ray(
 ) -> None:
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False)
+        try:
+            ray.init(address=address, include_dashboard=False)
+        except ConnectionError as exc:
+            raise DigitrecError(f"cannot reach the Ray cluster at {address}: {exc}") from None
     try:
         ray.data.DataContext.get_current().enable_progress_bars = progress
         workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
