@@ -12,6 +12,8 @@ from digitrec.model_files import BACKENDS, DEFAULT_BACKEND, SHIPPED_PIECE_MODEL
 from digitrec.serve import settings
 from digitrec.training.config import AdaptConfig, PieceTrainConfig, TrainConfig
 
+ARCHIVE_ENGINES = ("local", "ray")  # inference.archive.ENGINES, named here so that the parser imports nothing heavy
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="digitrec", description="Handwritten digit recognition: train, evaluate.")
@@ -241,6 +243,20 @@ def add_image_input_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_archive_options(parser: argparse.ArgumentParser) -> None:
+    """`--out results.parquet`: a batch job over an archive (inference.archive), resumable, optionally on Ray."""
+    job = parser.add_argument_group("batch jobs (a Parquet table instead of printed results)")
+    job.add_argument(
+        "--out", type=Path, metavar="FILE.parquet",
+        help="write one row per image here, in parts as they finish (FILE.parquet.parts/); a rerun with the same "
+        "--out skips what is done. Inputs may also be .txt/.csv lists of paths",
+    )  # fmt: skip
+    job.add_argument("--engine", choices=ARCHIVE_ENGINES, default="local", help="local: this process (default); "
+                     "ray: a Ray cluster, the model loaded once per worker (needs digitrec[cluster])")  # fmt: skip
+    job.add_argument("--address", help="ray: a running cluster (HOST:PORT or ray://...); default: a local one")
+    job.add_argument("--workers", type=positive_int, help="ray: workers, one CPU each (default: the cluster's CPUs)")
+
+
 def add_predict_parser(commands) -> None:
     parser = commands.add_parser(
         "predict",
@@ -254,6 +270,7 @@ def add_predict_parser(commands) -> None:
     output.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
     output.add_argument("--csv", action="store_true", help="print CSV with a header row")
     parser.add_argument("--debug-dir", type=Path, help="write one PNG strip of the pipeline's stages per image here")
+    add_archive_options(parser)
 
 
 def add_read_parser(commands) -> None:
@@ -275,3 +292,4 @@ def add_read_parser(commands) -> None:
         help="the piece model that decides where lines are cut: the shipped one (default), a checkpoint, or 'none' "
         "(the classifier's own confidence)",
     )
+    add_archive_options(parser)

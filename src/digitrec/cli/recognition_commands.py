@@ -48,6 +48,9 @@ def format_predictions_table(results) -> str:
 def command_predict(args: argparse.Namespace) -> int:
     import csv
 
+    if args.out is not None or args.engine != "local":
+        return command_archive(args, "predict")
+
     from digitrec.inference.files import predict_files
     from digitrec.inference.recognizer import Recognizer
 
@@ -84,6 +87,8 @@ def command_read(args: argparse.Namespace) -> int:
     from digitrec.inference.files import read_files
     from digitrec.inference.recognizer import Recognizer
 
+    if args.out is not None or args.engine != "local":
+        return command_archive(args, "read")
     pieces = None if args.pieces == "none" else args.pieces
     recognizer = Recognizer.load(
         args.model, backend=args.backend, tta=args.tta, pieces=pieces, threads=args.threads or 0
@@ -94,6 +99,39 @@ def command_read(args: argparse.Namespace) -> int:
     else:
         print(format_readings_table(results))
     return report_file_rows(results)
+
+
+def check_archive_options(args: argparse.Namespace) -> None:
+    if args.out is None:
+        raise DigitrecError(f"--engine {args.engine} needs --out FILE.parquet")
+    printing = {"--json": "json", "--csv": "csv", "--debug-dir": "debug_dir", "--annotate": "annotate"}
+    printed = [flag for flag, name in printing.items() if getattr(args, name, None)]
+    if printed:
+        raise DigitrecError(f"--out writes a Parquet table; it does not go with {', '.join(printed)}")
+    if args.engine == "local" and (args.address or args.workers):
+        raise DigitrecError("--address and --workers need --engine ray")
+
+
+def format_archive_summary(summary) -> str:
+    if not summary.files_done_now:
+        return f"{summary.out}: {summary.rows:,} rows, {summary.errors:,} with an error; all done by an earlier run"
+    before = f", {summary.files_done_before:,} done by an earlier run" if summary.files_done_before else ""
+    return (f"{summary.out}: {summary.rows:,} rows, {summary.errors:,} with an error; {summary.files_done_now:,} "
+            f"files read in {summary.seconds:.1f} s ({summary.images_per_second:.1f} images/s){before}")  # fmt: skip
+
+
+def command_archive(args: argparse.Namespace, task: str) -> int:
+    """A batch job: one Parquet row per image, written in parts, resumable; bad files are rows, exit code 0."""
+    from digitrec.inference.archive import JOB_THREADS, ArchiveJob, EngineOptions, run_archive
+
+    check_archive_options(args)
+    pieces = getattr(args, "pieces", None)
+    job = ArchiveJob(task, args.model, args.backend, args.tta, None if pieces == "none" else pieces,
+                     threads=args.threads or JOB_THREADS)  # fmt: skip
+    options = EngineOptions(args.engine, args.address, args.workers, progress=sys.stderr.isatty())
+    summary = run_archive(job, args.paths, args.out, options)
+    print(format_archive_summary(summary))
+    return 0
 
 
 def command_serve(args: argparse.Namespace) -> int:
