@@ -23,6 +23,7 @@ from digitrec.model_files import (
 )
 
 ONNX_INPUT, ONNX_OUTPUT = "images", "logits"
+ONNX_BATCH_SIZE = 1024  # inputs per onnxruntime run: large enough to be fast, small enough to stay in memory
 TRAIN_EXTRA_HINT = "pip install 'digitrec[train]'"
 
 
@@ -67,6 +68,15 @@ class OnnxNetwork:
         return cls(session, metadata)
 
     def logits(self, inputs: np.ndarray) -> np.ndarray:
+        """Logits of `inputs`, ONNX_BATCH_SIZE at a time (one huge run would hold every layer's activations of all
+        of them at once: gigabytes for a few thousand images through five views)."""
+        if len(inputs) <= ONNX_BATCH_SIZE:
+            return self.run(inputs)
+        return np.concatenate(
+            [self.run(inputs[k : k + ONNX_BATCH_SIZE]) for k in range(0, len(inputs), ONNX_BATCH_SIZE)]
+        )
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
         return self.session.run([ONNX_OUTPUT], {ONNX_INPUT: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
 
 
