@@ -71,6 +71,13 @@ def test_corrections_of_a_writer_teach_the_adapted_model_to_read_that_writer(
     Image.fromarray(writers_digit(mnist_test.images[unseen[0]])).save(path)
     assert main(["predict", str(path), "--model", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["digit"] == Recognizer.load(out).predict(path).digit
+    from fastapi.testclient import TestClient
+
+    from digitrec.serve.app import create_app
+
+    with TestClient(create_app(out)) as client:  # what `digitrec serve --model DIR` runs
+        upload = {"file": ("digit.png", path.read_bytes(), "image/png")}
+        assert client.post("/v1/predict", files=upload).json()["digit"] == Recognizer.load(out).predict(path).digit
 
 
 def write_tsv(folder, rows: list[tuple[str, str]]) -> str:
