@@ -166,7 +166,7 @@ def test_openapi_docs_are_served_without_a_cdn(client):
         ({"json": {"image_base64": base64.b64encode(b"GIF89a...").decode()}}, 422, "not a readable image"),
         ({"json": {"pixels": [[0] * 28] * 27}}, 422, "expected a 28x28 image"),
         ({"json": {"pixels": [[0] * 28] * 27 + [[0] * 5]}}, 422, "rectangular array"),
-        ({"json": {"pixels": [["x"] * 28] * 28}}, 422, "pixels.0: Input should be a valid number"),
+        ({"json": {"pixels": [["x"] * 28] * 28}}, 422, "pixels.0: Input should be a valid"),
         ({"json": {"pixels": "zeros"}}, 422, "pixels: Input should be a valid list"),
         ({"json": {"pixels": [[[0] * 28] * 28]}}, 422, "pixels.0"),
         (json_content('{"pixels": ' + "[" * 100_000), 422, "not valid JSON"),
@@ -248,7 +248,7 @@ def test_concurrent_predictions_share_forward_passes_and_keep_their_answers(reco
     expected = recognizer.predict(images)
 
     async def predict_all() -> tuple[list, int]:
-        batcher = MicroBatcher(recognizer, window_s=0.005, max_size=16)
+        batcher = MicroBatcher(recognizer, window_s=0.005, max_size=16, max_queued=64)
         await batcher.start()
         try:
             answers = await asyncio.gather(*(batcher.predict(image) for image in images))
