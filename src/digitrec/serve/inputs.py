@@ -116,12 +116,18 @@ def pixels_array(rows: list[list[float]]) -> np.ndarray:
         raise bad_input("pixels must be a rectangular array of numbers (28 rows of 28)") from None
 
 
-async def read_digit_input(request: Request, max_bytes: int) -> bytes | np.ndarray:
-    """The request's image: encoded file bytes (multipart or base64 JSON) or a pixel array (JSON)."""
+def body_media_type(request: Request) -> str:
+    """multipart/form-data or application/json, the two bodies the API reads; anything else is a 415."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in ("multipart/form-data", "application/json"):
         shown = media_type or "no content type"
         raise HTTPException(status_code=415, detail=f"send multipart/form-data or application/json, not {shown}")
+    return media_type
+
+
+async def read_digit_input(request: Request, max_bytes: int) -> bytes | np.ndarray:
+    """The request's image: encoded file bytes (multipart or base64 JSON) or a pixel array (JSON)."""
+    media_type = body_media_type(request)
     body = await read_body(request, max_bytes)
     if media_type == "application/json":
         return await asyncio.to_thread(read_json, body)  # megabytes of JSON would stall every other request
@@ -131,10 +137,7 @@ async def read_digit_input(request: Request, max_bytes: int) -> bytes | np.ndarr
 async def read_correction_input(request: Request, max_bytes: int) -> tuple[bytes | np.ndarray, str]:
     """A correction: the image (as `read_digit_input` takes it) and its right answer, the form field or JSON key
     `label`."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in ("multipart/form-data", "application/json"):
-        shown = media_type or "no content type"
-        raise HTTPException(status_code=415, detail=f"send multipart/form-data or application/json, not {shown}")
+    media_type = body_media_type(request)
     body = await read_body(request, max_bytes)
     if media_type == "multipart/form-data":
         image, fields = await read_upload_form(request, body)
