@@ -165,3 +165,36 @@ def test_a_correction_sent_from_the_page_lands_in_the_database(page, mnist_test,
     assert [c.label for c in stored][-1] == "8" and stored[-1].source == "image"
     image, _ = decode_picture(stored[-1].image_png, "stored correction")
     assert image.size == (112, 112)  # the drawing as the page sent it to /v1/predict
+
+
+def test_reading_an_uploaded_number_boxes_each_digit_and_the_number_can_be_corrected(
+    page, mnist_test, tmp_path, server_url, corrections_db
+):
+    """Upload a photo of a 3-digit number: the page shows what /v1/read answers (text, one line per digit with its
+    confidence, unsure ones marked) and draws the boxes on the image; a correction of the number is stored."""
+    from playwright.sync_api import expect
+
+    from digitrec.corrections import read_corrections
+
+    digits = [mnist_test.images[first_of(mnist_test.labels, d)] for d in (4, 0, 7)]
+    strip = np.hstack([np.pad(255 - d, 6, constant_values=255) for d in digits])
+    photo = tmp_path / "number.png"
+    Image.fromarray(strip).resize((strip.shape[1] * 4, strip.shape[0] * 4), Image.Resampling.BICUBIC).save(photo)
+    expected = httpx2.post(f"{server_url}/v1/read", files={"file": ("n.png", photo.read_bytes(), "image/png")}).json()
+    assert len(expected["digits"]) == 3
+    page.set_input_files("#number-upload", photo)
+    expect(page.locator("#number-text")).to_have_text(expected["text"], timeout=ANSWER_TIMEOUT_MS)
+    expect(page.locator("#number-digits li")).to_have_count(3)
+    expect(page.locator("#number-digits li.unsure")).to_have_count(sum(d["unsure"] for d in expected["digits"]))
+    expect(page.locator("#number-canvas")).to_be_visible()
+    boxed = page.evaluate(
+        """() => { const c = document.getElementById("number-canvas"); const d = c.getContext("2d")
+                   .getImageData(0, 0, c.width, c.height).data; let coloured = 0;
+                   for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - d[i + 1]) > 60) coloured++;
+                   return coloured; }"""
+    )
+    assert boxed > 100  # green or orange box lines were drawn over the gray photo
+    page.locator("#number-correct-label").fill("407")
+    page.get_by_role("button", name="Send number correction").click()
+    expect(page.locator("#number-status")).to_contain_text("stored as correction #", timeout=ANSWER_TIMEOUT_MS)
+    assert read_corrections(corrections_db)[-1].label == "407"

@@ -235,8 +235,93 @@ function showEmpty(message) {
   showBars(null, -1);
 }
 
+// --- reading a whole number: each digit boxed on the image, unsure ones marked, the number correctable ---
+
+const numberUpload = document.getElementById("number-upload");
+const numberCanvas = document.getElementById("number-canvas");
+const numberText = document.getElementById("number-text");
+const numberDigits = document.getElementById("number-digits");
+const numberCorrect = document.getElementById("number-correct");
+const numberCorrectInput = document.getElementById("number-correct-label");
+const numberStatus = document.getElementById("number-status");
+const SURE_COLOUR = "#00a03c"; // as `digitrec read --annotate` draws them
+const UNSURE_COLOUR = "#e67800";
+const NUMBER_CANVAS_MAX_WIDTH = 640;
+
+function apiHeaders() {
+  const headers = {};
+  if (apiKeyInput.value.trim()) headers["X-API-Key"] = apiKeyInput.value.trim();
+  return headers;
+}
+
+async function readNumber() {
+  const file = numberUpload.files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  numberStatus.textContent = "Reading…";
+  try {
+    const response = await fetch("/v1/read", { method: "POST", body: form, headers: apiHeaders() });
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      numberStatus.textContent = `Error ${response.status}: ${answer.detail || "unexpected answer"}`;
+      return;
+    }
+    await showReading(file, answer);
+  } catch (error) {
+    numberStatus.textContent = `The server did not answer (${error.message}).`;
+  }
+}
+
+async function showReading(file, reading) {
+  const picture = await createImageBitmap(file);
+  const scale = Math.min(1, NUMBER_CANVAS_MAX_WIDTH / picture.width);
+  numberCanvas.width = Math.round(picture.width * scale);
+  numberCanvas.height = Math.round(picture.height * scale);
+  const context = numberCanvas.getContext("2d");
+  context.drawImage(picture, 0, 0, numberCanvas.width, numberCanvas.height);
+  context.lineWidth = 2;
+  context.font = "bold 16px sans-serif";
+  numberDigits.replaceChildren();
+  for (const digit of reading.digits) {
+    const [x, y, width, height] = digit.box.map((value) => value * scale);
+    const colour = digit.unsure ? UNSURE_COLOUR : SURE_COLOUR;
+    context.strokeStyle = context.fillStyle = colour;
+    context.strokeRect(x, y, width, height);
+    context.fillText(String(digit.digit), x + 2, Math.max(14, y - 3));
+    const item = document.createElement("li");
+    item.textContent = `${digit.digit}: ${(digit.confidence * 100).toFixed(1)}%${digit.unsure ? " (unsure)" : ""}`;
+    item.classList.toggle("unsure", digit.unsure);
+    numberDigits.appendChild(item);
+  }
+  numberCanvas.hidden = false;
+  numberText.textContent = reading.text || "(no digits)";
+  numberCorrect.hidden = false;
+  numberStatus.textContent = reading.problem ? reading.problem : `Read ${file.name}.`;
+}
+
+async function sendNumberCorrection(event) {
+  event.preventDefault();
+  const file = numberUpload.files[0];
+  const label = numberCorrectInput.value.trim();
+  if (!file || !/^[0-9]{1,64}$/.test(label)) {
+    numberStatus.textContent = "Type the right number (digits only) first.";
+    return;
+  }
+  const form = new FormData();
+  form.append("file", file, file.name);
+  form.append("label", label);
+  const response = await fetch("/v1/corrections", { method: "POST", body: form, headers: apiHeaders() });
+  const answer = await response.json().catch(() => ({}));
+  numberStatus.textContent = response.ok
+    ? `Thank you: stored as correction #${answer.id} (${answer.label}).`
+    : `Error ${response.status}: ${answer.detail || "unexpected answer"}`;
+}
+
 buildBars();
 setUpPad();
 document.getElementById("clear").addEventListener("click", clearPad);
 uploadInput.addEventListener("change", predictUpload);
 correctForm.addEventListener("submit", sendCorrection);
+numberUpload.addEventListener("change", readNumber);
+numberCorrect.addEventListener("submit", sendNumberCorrection);
