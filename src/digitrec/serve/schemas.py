@@ -80,52 +80,33 @@ class HealthResponse(BaseModel):
 
 
 UPLOAD_CONTENT_TYPES = ", ".join(sorted(UPLOAD_TYPES))  # what the file part's Content-Type must be (else 415)
-PREDICT_BODY_DOCS = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                    "required": ["file"],
-                },
-                "encoding": {"file": {"contentType": UPLOAD_CONTENT_TYPES}},
-            },
-            "application/json": {
-                "schema": {"oneOf": [ImageBase64Body.model_json_schema(), PixelsBody.model_json_schema()]}
-            },
-        },
-    }
-}
 
 
-CORRECTION_BODY_DOCS = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}, "label": {"type": "string"}},
-                    "required": ["file", "label"],
-                },
-                "encoding": {"file": {"contentType": UPLOAD_CONTENT_TYPES}},
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "image_base64": {"type": "string"},
-                        "pixels": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-                        "label": {"type": "string", "pattern": "^[0-9]{1,64}$"},
-                    },
-                    "required": ["label"],
-                }
-            },
-        },
+def upload_body_docs(json_schema: dict, form_fields: tuple[str, ...] = ()) -> dict:
+    """The OpenAPI request body of an endpoint that takes an image: a multipart `file` (plus text `form_fields`),
+    or JSON described by `json_schema`."""
+    properties = {"file": {"type": "string", "format": "binary"}} | {name: {"type": "string"} for name in form_fields}
+    multipart = {
+        "schema": {"type": "object", "properties": properties, "required": ["file", *form_fields]},
+        "encoding": {"file": {"contentType": UPLOAD_CONTENT_TYPES}},
     }
-}
+    content = {"multipart/form-data": multipart, "application/json": {"schema": json_schema}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+PREDICT_BODY_DOCS = upload_body_docs({"oneOf": [ImageBase64Body.model_json_schema(), PixelsBody.model_json_schema()]})
+CORRECTION_BODY_DOCS = upload_body_docs(
+    {
+        "type": "object",
+        "properties": {
+            "image_base64": {"type": "string"},
+            "pixels": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+            "label": {"type": "string", "pattern": "^[0-9]{1,64}$"},
+        },
+        "required": ["label"],
+    },
+    form_fields=("label",),
+)
 
 
 ERROR_DOCS = {
@@ -137,12 +118,4 @@ ERROR_DOCS = {
 }
 
 
-READ_BODY_DOCS = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": PREDICT_BODY_DOCS["requestBody"]["content"]["multipart/form-data"],
-            "application/json": {"schema": ImageBase64Body.model_json_schema()},
-        },
-    }
-}
+READ_BODY_DOCS = upload_body_docs(ImageBase64Body.model_json_schema())

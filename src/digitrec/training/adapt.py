@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from digitrec.data.datasets import LabelledImages, load_split
 from digitrec.errors import DigitrecError
-from digitrec.evaluation.report import predict_logits
+from digitrec.evaluation.report import accuracy_and_loss
 from digitrec.fileio import write_json_atomic
 from digitrec.images.files import decode_picture, read_images
 from digitrec.images.photo import photo_stages
@@ -178,11 +178,8 @@ def fine_tune(base_path: Path, mix: LabelledImages, config: AdaptConfig, progres
 
 def mnist_tuning_accuracy(model, metadata: dict, data_dir) -> float:
     """Accuracy on MNIST tuning digits the model was not trained on (read once): how much was forgotten."""
-    train = load_split("train", data_dir)
-    images = train.images[TUNING_START : TUNING_START + FORGETTING_CHECK_IMAGES]
-    inputs, labels = to_tensors(LabelledImages(images, train.labels[TUNING_START : TUNING_START + len(images)]),
-                                metadata["config"]["normalization"])  # fmt: skip
-    return float((predict_logits(model, inputs).argmax(1) == labels).float().mean())
+    tuning = load_split("train", data_dir).subset(np.arange(TUNING_START, TUNING_START + FORGETTING_CHECK_IMAGES))
+    return accuracy_and_loss(model, *to_tensors(tuning, metadata["config"]["normalization"]))[0]
 
 
 def adapt(
