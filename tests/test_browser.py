@@ -160,7 +160,7 @@ def test_a_correction_sent_from_the_page_lands_in_the_database(page, mnist_test,
     expect(page.locator("#correct")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
     page.locator("#correct-label").fill("8")
     page.get_by_role("button", name="Send correction").click()
-    expect(page.locator("#status")).to_contain_text("stored as correction #", timeout=ANSWER_TIMEOUT_MS)
+    expect(page.locator("#correct-status")).to_contain_text("stored as correction #", timeout=ANSWER_TIMEOUT_MS)
     stored = read_corrections(corrections_db)
     assert [c.label for c in stored][-1] == "8" and stored[-1].source == "image"
     image, _ = decode_picture(stored[-1].image_png, "stored correction")

@@ -20,6 +20,7 @@ const uploadInput = document.getElementById("upload");
 const apiKeyInput = document.getElementById("api-key");
 const correctForm = document.getElementById("correct");
 const correctInput = document.getElementById("correct-label");
+const correctStatus = document.getElementById("correct-status"); // its own line: a later prediction keeps it
 
 let drawing = false;
 let hasInk = false;
@@ -203,7 +204,7 @@ async function sendCorrection(event) {
   event.preventDefault();
   const label = correctInput.value.trim();
   if (!lastImage || !/^[0-9]{1,64}$/.test(label)) {
-    statusLine.textContent = "Type the right digit (or digits) first.";
+    correctStatus.textContent = "Type the right digit (or digits) first.";
     return;
   }
   const form = new FormData();
@@ -215,13 +216,13 @@ async function sendCorrection(event) {
     const response = await fetch("/v1/corrections", { method: "POST", body: form, headers });
     const answer = await response.json().catch(() => ({}));
     if (!response.ok) {
-      showError(response.status, answer.detail);
+      correctStatus.textContent = `Error ${response.status}: ${answer.detail || "unexpected answer"}`;
       return;
     }
-    statusLine.textContent = `Thank you: stored as correction #${answer.id} (${answer.label}).`;
+    correctStatus.textContent = `Thank you: stored as correction #${answer.id} (${answer.label}).`;
     correctInput.value = "";
   } catch (error) {
-    statusLine.textContent = `The server did not answer (${error.message}).`;
+    correctStatus.textContent = `The server did not answer (${error.message}).`;
   }
 }
 
