@@ -156,8 +156,9 @@ def test_piece_model_command_trains_a_loadable_model_and_caches_its_pieces(tmp_p
     assert sorted(p.name.split("-")[0] for p in cache.glob("*.npz")) == ["train", "validation"]
     scorer = load_piece_scorer(out)  # a piece model, loadable without running code
     line = two_bars_line()
-    scores = scorer(line, candidate_pieces(line))
-    assert scores.shape == (len(candidate_pieces(line).pieces),) and (scores <= 0).all()
+    candidates = candidate_pieces(line)
+    scores = scorer(line, candidates, list(candidates.pieces))
+    assert scores.shape == (len(candidates.pieces),) and (scores <= 0).all()
     before = {p: p.stat().st_mtime_ns for p in cache.glob("*.npz")}
     assert main(args) == 0, "a rerun trains from the cached pieces"
     assert {p: p.stat().st_mtime_ns for p in cache.glob("*.npz")} == before

@@ -13,8 +13,10 @@ import pytest
 
 from digitrec import Recognizer
 from digitrec.cli import main
-from digitrec.reading.cuts import CUT_PENALTY, Cut, candidate_cuts, piece_mask
+from digitrec.reading.cuts import CUT_PENALTY, Cut, candidate_cuts, candidate_pieces, piece_mask
+from digitrec.reading.lines import lines_of_ink
 from digitrec.reading.results import NO_DIGITS
+from digitrec.reading.segmentation import SKIP_PENALTY, best_cutting, cutting_steps
 from digitrec.synthetic.strips import render_strip, strip_generator
 from digitrec.training.pieces import OTHER_DIGIT_SHARE, WHOLE_DIGIT_SHARE
 
@@ -300,3 +302,43 @@ def test_a_digit_cut_by_the_crop_border_is_read(mnist_train, recognizer):
         first = int(np.flatnonzero((image < 128).any(axis=0))[0])
         right += recognizer.read(image[:, first + 1 :]).text.replace(" ", "") == truth
     assert right >= 5  # measured: 6 of 6 (before: 0, the first digit dropped on all 6)
+
+
+def every_piece_cutting(line, candidates, score_pieces) -> list[tuple[int, int]]:
+    """The best cutting by a plain dynamic program over every piece, each rated: what `best_cutting` must find."""
+    steps = cutting_steps(line, candidates, score_pieces, line.height)
+    best, previous = np.full(len(candidates.cuts), -np.inf), np.full(len(candidates.cuts), -1)
+    best[0] = 0.0
+    for j in range(1, len(candidates.cuts)):
+        for i in range(j):
+            if (i, j) in steps and best[i] + steps[i, j] > best[j]:
+                best[j], previous[j] = best[i] + steps[i, j], i
+        i = candidates.stray_marks.get(j)
+        if i is not None and best[i] - SKIP_PENALTY > best[j]:
+            best[j], previous[j] = best[i] - SKIP_PENALTY, -i - 2
+    chosen, j = [], len(candidates.cuts) - 1
+    while j > 0 and best[-1] > -np.inf:
+        i = int(previous[j])
+        chosen, j = (chosen + [(i, j)], i) if i >= 0 else (chosen, -i - 2)
+    return list(reversed(chosen))
+
+
+def test_the_pruned_search_finds_the_cutting_that_rating_every_piece_finds(mnist_test, recognizer):
+    rated = []
+
+    def counting_scorer(line, candidates, keys):
+        rated.append(len(keys))
+        return recognizer.piece_scorer(line, candidates, keys)
+
+    every_piece = 0
+    for index in range(6):
+        rng = strip_generator(SEED, 5, 0.5, 0, index)
+        picks = rng.integers(len(mnist_test.labels), size=5)
+        strip = render_strip(mnist_test.images[picks], mnist_test.labels[picks], "clean", 0.5, rng)
+        for line, _ in lines_of_ink(strip.image).lines:
+            candidates = candidate_pieces(line)
+            assert best_cutting(line, candidates, counting_scorer, line.height) == every_piece_cutting(
+                line, candidates, recognizer.piece_scorer
+            )
+            every_piece += len(candidates.pieces)
+    assert sum(rated) < every_piece / 2, "most pieces are never rated"

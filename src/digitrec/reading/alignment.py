@@ -69,7 +69,7 @@ def aligned_digits(image, count: int, score_pieces: PieceScorer, size: int = IMA
     candidates = candidate_pieces(line)
     if not candidates.pieces:
         return None
-    steps = cutting_steps(candidates, score_pieces(line, candidates), line.height)
+    steps = cutting_steps(line, candidates, score_pieces, line.height)
     cutting = cutting_into(steps, candidates.stray_marks, len(candidates.cuts), count)
     if cutting is None:
         return None

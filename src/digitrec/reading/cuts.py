@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from digitrec.images.framing import stroke_width_px
+from digitrec.mnist import WHITE
 from digitrec.reading.lines import LineInk
 
 MAX_DIGIT_WIDTH_FRACTION = 1.3  # the widest ink one digit may have (MNIST: 99% of digits are at most 1.43 H wide,
@@ -115,19 +116,25 @@ def piece_mask(mask: np.ndarray, left: Cut, right: Cut) -> np.ndarray | None:
     piece = np.where(between, mask[:, start:stop], 0).astype(np.uint8)
     if not piece.any():
         return None
+    if left.gap_width and right.gap_width:  # cut in gaps on both sides: nothing was shaved off a neighbour
+        return piece
     count, labels, stats, _ = cv2.connectedComponentsWithStats(piece, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
+    small = areas < FRAGMENT_AREA_FRACTION * areas.max()
+    if not small.any():
+        return piece
     at_left = touching_labels(labels, columns < left_bound[:, None] + 1, count) & (left.gap_width == 0)
     at_right = touching_labels(labels, columns >= right_bound[:, None] - 1, count) & (right.gap_width == 0)
-    shaved = (at_left | at_right) & (areas < FRAGMENT_AREA_FRACTION * areas.max())
-    keep = 1 + np.flatnonzero(~shaved)
-    return np.where(np.isin(labels, keep), 255, 0).astype(np.uint8)
+    shaved = (at_left | at_right) & small
+    kept_value = np.zeros(count, np.uint8)  # label -> 255 where the component is kept, 0 for the background
+    kept_value[1:][~shaved] = WHITE
+    return kept_value[labels]
 
 
 def touching_labels(labels: np.ndarray, edge: np.ndarray, count: int) -> np.ndarray:
     """(count - 1,) bool: which components of `labels` (1..count-1) have a pixel in `edge`."""
     touching = np.zeros(count, bool)
-    touching[np.unique(labels[edge & (labels > 0)])] = True
+    touching[labels[edge]] = True
     return touching[1:]
 
 
@@ -141,26 +148,41 @@ def plausible_piece(piece: np.ndarray | None, height: float) -> bool:
 
 @dataclass
 class Candidates:
-    """The candidate cuts of a line and every plausible piece between two of them."""
+    """The candidate cuts of a line and the pieces between two of them that are not wider than a digit (`pairs`).
+    A piece's ink is made when first asked for (`piece`): the reader needs only some of them."""
 
     cuts: list[Cut]
-    pieces: dict[tuple[int, int], np.ndarray]  # (i, j): the ink between cuts[i] and cuts[j], over the line's rows
+    mask: np.ndarray  # the line's ink, 0/255
+    height: float  # the line's digit height H
+    pairs: list[tuple[int, int]]  # (i, j), i < j: the stretches between cuts i and j no wider than a digit
     stray_marks: dict[int, int] = field(default_factory=dict)  # j: i, the ink between cuts i and j may be left out
+    made: dict[tuple[int, int], np.ndarray | None] = field(default_factory=dict, repr=False)  # pieces made so far
+
+    def piece(self, i: int, j: int) -> np.ndarray | None:
+        """The ink between cuts i and j over the line's rows, if it could be one digit (`plausible_piece`)."""
+        if (i, j) not in self.made:
+            piece = piece_mask(self.mask, self.cuts[i], self.cuts[j])
+            self.made[i, j] = piece if plausible_piece(piece, self.height) else None
+        return self.made[i, j]
+
+    @property
+    def pieces(self) -> dict[tuple[int, int], np.ndarray]:
+        """Every plausible piece, (i, j) -> its ink, left to right (all of them made)."""
+        return {(i, j): piece for i, j in self.pairs if (piece := self.piece(i, j)) is not None}
 
 
 def candidate_pieces(line: LineInk) -> Candidates:
-    """Every stretch between two candidate cuts that could hold one digit: not wider than a digit, tall enough."""
+    """The candidate cuts of a line and every stretch between two of them that is not wider than a digit; which of
+    those could hold a digit (tall enough, ink not too wide) is decided as each piece is made."""
     cuts = candidate_cuts(line.mask, line.height)
-    pieces: dict[tuple[int, int], np.ndarray] = {}
+    pairs = []
     for i, left in enumerate(cuts):
         for j in range(i + 1, len(cuts)):
             ink_span = cuts[j].column - left.column - (left.gap_width + cuts[j].gap_width) / 2
             if ink_span > MAX_DIGIT_WIDTH_FRACTION * line.height:
                 break  # wider than a digit
-            piece = piece_mask(line.mask, left, cuts[j])
-            if plausible_piece(piece, line.height):
-                pieces[i, j] = piece
-    return Candidates(cuts, pieces, stray_marks(line.mask, cuts, line.height))
+            pairs.append((i, j))
+    return Candidates(cuts, line.mask, line.height, pairs, stray_marks(line.mask, cuts, line.height))
 
 
 def stray_marks(mask: np.ndarray, cuts: list[Cut], height: float) -> dict[int, int]:

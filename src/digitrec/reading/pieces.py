@@ -68,7 +68,7 @@ def piece_inputs(line: LineInk, candidates: Candidates, keys: list[tuple[int, in
     """(N, 2, 28, 28) uint8: the views of each candidate piece (or of those of `keys`)."""
     keys = list(candidates.pieces) if keys is None else keys
     rows = line.mask.shape[0]
-    return np.stack([piece_views(line, candidates.pieces[i, j], candidates.cuts[i].left_edge(rows)) for i, j in keys])
+    return np.stack([piece_views(line, candidates.piece(i, j), candidates.cuts[i].left_edge(rows)) for i, j in keys])
 
 
 def piece_inputs_as_floats(inputs: np.ndarray) -> np.ndarray:
@@ -80,8 +80,8 @@ def piece_model_scorer(piece_logits: Callable[[np.ndarray], np.ndarray]) -> Piec
     """Pieces rated by the piece model (`piece_logits`: its float inputs -> its logits): log(1 - P(not one whole
     digit))."""
 
-    def rate(line: LineInk, candidates: Candidates) -> np.ndarray:
-        probabilities = softmax(piece_logits(piece_inputs_as_floats(piece_inputs(line, candidates))))
+    def rate(line: LineInk, candidates: Candidates, keys: list[tuple[int, int]]) -> np.ndarray:
+        probabilities = softmax(piece_logits(piece_inputs_as_floats(piece_inputs(line, candidates, keys))))
         whole = 1 - probabilities[:, NOT_A_DIGIT]
         return np.log(np.maximum(whole, PIECE_SCORE_FLOOR))
 
