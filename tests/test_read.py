@@ -174,6 +174,23 @@ def test_cli_json_annotate_and_bad_files(mnist_test, tmp_path, capsys):
     assert (np.abs(annotated[:, :, 1].astype(int) - annotated[:, :, 2]) > 80).any(), "green boxes were drawn"
 
 
+def test_files_read_in_several_processes_give_the_rows_of_one(mnist_test, tmp_path, capsys):
+    paths = []
+    for k in range(3):
+        digits, _ = pick_digits(mnist_test, 3, 20 + k)
+        paths.append(tmp_path / f"number-{k}.png")
+        cv2.imwrite(str(paths[-1]), number_image(digits, [6, -2]))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    arguments = [str(paths[0]), str(broken), str(paths[1]), str(paths[2]), "--json"]
+    assert main(["read", *arguments, "--jobs", "1"]) == 2
+    one = json.loads(capsys.readouterr().out)
+    assert main(["read", *arguments, "--jobs", "2"]) == 2
+    two = json.loads(capsys.readouterr().out)
+    assert two == one and [row["path"] for row in two] == arguments[:-1]
+    assert two[1]["error"] and all(len(row["text"]) == 3 for k, row in enumerate(two) if k != 1)
+
+
 def test_cli_table_shows_the_text(mnist_test, tmp_path, capsys):
     digits, truth = pick_digits(mnist_test, 2, 5)
     number = tmp_path / "two.png"

@@ -241,6 +241,11 @@ def add_image_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=positive_int, help="CPU threads for the model (default: the runtime's choice)"
     )
+    parser.add_argument(
+        "--jobs", type=positive_int, metavar="N",
+        help="processes answering files side by side, each with its own model on one thread (default: one per "
+        "CPU core when there are many files, else 1)",
+    )  # fmt: skip
 
 
 def add_archive_options(parser: argparse.ArgumentParser) -> None:

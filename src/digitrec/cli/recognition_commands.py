@@ -55,7 +55,7 @@ def command_predict(args: argparse.Namespace) -> int:
     from digitrec.inference.recognizer import Recognizer
 
     recognizer = Recognizer.load(args.model, backend=args.backend, tta=args.tta, threads=args.threads or 0)
-    results = predict_files(recognizer, args.paths, debug_dir=args.debug_dir)
+    results = predict_files(recognizer, args.paths, debug_dir=args.debug_dir, processes=args.jobs)
     if args.json:
         print(json.dumps([result.to_json() for result in results]))
     elif args.csv:
@@ -93,7 +93,7 @@ def command_read(args: argparse.Namespace) -> int:
     recognizer = Recognizer.load(
         args.model, backend=args.backend, tta=args.tta, pieces=pieces, threads=args.threads or 0
     )
-    results = read_files(recognizer, args.paths, annotate_dir=args.annotate)
+    results = read_files(recognizer, args.paths, annotate_dir=args.annotate, processes=args.jobs)
     if args.json:
         print(json.dumps([result.to_json() for result in results]))
     else:

@@ -81,6 +81,9 @@ class Recognizer:
         self.views = list(views or [])  # test-time augmentation views; [] reads each image once
         # rates the candidate pieces of a line when reading numbers; None: this classifier's quick confidence
         self.piece_scorer = piece_scorer
+        # how `load` made it (its keyword arguments, JSON-like): another process makes the same one from these;
+        # None when built from its parts
+        self.load_arguments: dict | None = None
 
     @classmethod
     def load(
@@ -99,9 +102,13 @@ class Recognizer:
         the classifier's own confidence). `threads`: onnxruntime's threads per model (0: its choice)."""
         network = load_network(model, backend, threads)
         views = model_views(network.metadata) if tta else []
+        piece_model = None if pieces is None else str(pieces)
+        arguments = {"model": str(model), "backend": backend, "tta": tta, "pieces": piece_model, "threads": threads}
         if pieces == SHIPPED_PIECE_MODEL:  # an adapted model's folder brings its own piece model
             pieces = adapted_pieces(model) or pieces
-        return cls(network, views, load_piece_scorer(pieces, backend, threads) if pieces else None)
+        recognizer = cls(network, views, load_piece_scorer(pieces, backend, threads) if pieces else None)
+        recognizer.load_arguments = arguments
+        return recognizer
 
     @property
     def backend(self) -> str:

@@ -40,7 +40,7 @@ class Segment:
 PieceScorer = Callable[[LineInk, Candidates, list[tuple[int, int]]], np.ndarray]
 # How far below its bound the best cutting of a line is first looked for, then again further down (log-score):
 # a clean number scores about -0.5 below its bound, a hard one -5 (dev cheques, MNIST tuning strips).
-FLOOR_MARGINS = (0.1, 0.5, 2.0, 8.0, 32.0, np.inf)
+FLOOR_MARGINS = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, np.inf)
 
 
 def confidence_scorer(score: Classifier) -> PieceScorer:
