@@ -3,8 +3,9 @@
     python -m benchmarks.read_speed                       # 128 dev cheque crops + 60 MNIST test strips
     python -m benchmarks.read_speed --cheques 32 --strips 20
 
-Each way of reading runs in its own fresh process over the same image files, through `read_files` (the code path
-of `digitrec read FILES...`), with the default settings (test-time views on, the shipped piece model):
+Each way of reading runs in its own fresh process over the same image files (in ROUNDS parts, the ways taking
+turns on each), through `read_files` (the code path of `digitrec read FILES...`), with the default settings
+(test-time views on, the shipped piece model):
   before    the reader at BASELINE_COMMIT (exported with `git archive`), one process, onnxruntime's threads
   now, 1    today's reader, one process, onnxruntime's threads
   now       today's `digitrec read` default: one process per core for this many files (`--jobs`)
@@ -40,15 +41,19 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BASELINE_COMMIT = "cbf2655fc1c01fe022952f93bf79c38da089d8e1"
 STRIP_CELLS = ((4, 0.3), (6, 0.3))  # (digits, touching fraction) of the MNIST strips
 STRIP_SEED = 20
+ROUNDS = 4  # the images are read in this many parts, each way in turn on each part
 
 # Run in a fresh interpreter with the reader under test first on sys.path: reads the files listed in argv[1]
 # with `processes` argv[2] (1: the old call, which had no such argument) and prints seconds and texts as JSON.
 READER_PROCESS = """
 import json, sys, time
+from digitrec.inference import files
 from digitrec.inference.files import read_files
 from digitrec.inference.recognizer import Recognizer
 if __name__ == "__main__":
     paths, processes = open(sys.argv[1]).read().splitlines(), int(sys.argv[2])
+    if hasattr(files, "use_opencv_threads"):  # as `digitrec read` does today (the baseline did not)
+        files.use_opencv_threads()
     recognizer = Recognizer.load()
     started = time.perf_counter()
     rows = read_files(recognizer, paths) if processes == 1 else read_files(recognizer, paths, processes=processes)
@@ -160,14 +165,18 @@ def main(argv: list[str] | None = None) -> int:
         workloads = {"dev cheque crops": cheque_inputs(args.cheques)}
         if args.strips:
             workloads["MNIST test strips"] = strip_inputs(args.strips, folder, args.data_dir)
+        sources = {"before": (baseline, 1), "now_serial": (today, 1), "now": (today, cores)}
         for workload, (paths, labels) in workloads.items():
             started = time.perf_counter()
-            ways = {
-                "before": read_in_process(baseline, paths, 1, folder),
-                "now_serial": read_in_process(today, paths, 1, folder),
-                "now": read_in_process(today, paths, cores, folder),
-            }
-            report["workloads"][f"{workload} ({len(paths)})"] = compare(ways, labels)
+            ways = {name: {"seconds": 0.0, "texts": []} for name in sources}
+            for part in range(ROUNDS):  # the ways take turns on each part: a change of load hits them all alike
+                part_paths = paths[part::ROUNDS]
+                for name, (source, processes) in sources.items():
+                    result = read_in_process(source, part_paths, processes, folder)
+                    ways[name]["seconds"] += result["seconds"]
+                    ways[name]["texts"] += result["texts"]
+            order = [k for part in range(ROUNDS) for k in range(part, len(paths), ROUNDS)]
+            report["workloads"][f"{workload} ({len(paths)})"] = compare(ways, [labels[k] for k in order])
             print(f"{workload}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     write_json_atomic(args.out / "read_speed.json", report)
     write_text_atomic(args.out / "read_speed.md", markdown(report))

@@ -51,9 +51,10 @@ def command_predict(args: argparse.Namespace) -> int:
     if args.out is not None or args.engine != "local":
         return command_archive(args, "predict")
 
-    from digitrec.inference.files import predict_files
+    from digitrec.inference.files import predict_files, use_opencv_threads
     from digitrec.inference.recognizer import Recognizer
 
+    use_opencv_threads()
     recognizer = Recognizer.load(args.model, backend=args.backend, tta=args.tta, threads=args.threads or 0)
     results = predict_files(recognizer, args.paths, debug_dir=args.debug_dir, processes=args.jobs)
     if args.json:
@@ -84,11 +85,12 @@ def format_readings_table(results) -> str:
 
 
 def command_read(args: argparse.Namespace) -> int:
-    from digitrec.inference.files import read_files
+    from digitrec.inference.files import read_files, use_opencv_threads
     from digitrec.inference.recognizer import Recognizer
 
     if args.out is not None or args.engine != "local":
         return command_archive(args, "read")
+    use_opencv_threads()
     pieces = None if args.pieces == "none" else args.pieces
     recognizer = Recognizer.load(
         args.model, backend=args.backend, tta=args.tta, pieces=pieces, threads=args.threads or 0

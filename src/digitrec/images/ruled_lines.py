@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -49,12 +50,14 @@ class LinePiece:
     def x1(self) -> int:
         return int(self.xs.max())
 
+    @cached_property
     def fit(self) -> tuple[float, float]:
+        """The least-squares line y = slope * x + intercept through the piece's pixels (computed once)."""
         slope, intercept = np.polyfit(self.xs, self.ys, 1) if self.x1 > self.x0 else (0.0, float(self.ys.mean()))
         return float(slope), float(intercept)
 
     def y_at(self, x: float) -> float:
-        slope, intercept = self.fit()
+        slope, intercept = self.fit
         return slope * x + intercept
 
     @property
@@ -114,7 +117,7 @@ def horizontal_lines(faint: np.ndarray) -> np.ndarray:
         if extent < LINE_SPAN_FRACTION * width or coverage < LINE_COVERAGE_FRACTION * width:
             continue
         whole = LinePiece(np.concatenate([p.xs for p in group]), np.concatenate([p.ys for p in group]))
-        slope, intercept = whole.fit()
+        slope, intercept = whole.fit
         lines |= np.abs(rows - (slope * columns + intercept)) <= whole.thickness / 2 + 1
     return np.where(lines, WHITE, 0).astype(np.uint8)
 

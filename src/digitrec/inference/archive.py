@@ -88,8 +88,10 @@ class ArchiveJob:
         return settings
 
     def load_recognizer(self):
+        from digitrec.inference.files import use_opencv_threads
         from digitrec.inference.recognizer import Recognizer
 
+        use_opencv_threads()  # a job's worker: one process per core
         pieces = self.pieces if self.task == "read" else None
         return Recognizer.load(self.model, backend=self.backend, tta=self.tta, pieces=pieces, threads=self.threads)
 
