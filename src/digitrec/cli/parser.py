@@ -180,6 +180,13 @@ def add_piece_model_parser(commands) -> None:
     )
     parser.add_argument("--epochs", type=int, default=defaults["epochs"], help="default %(default)s")
     parser.add_argument("--seed", type=int, default=defaults["seed"], help="default %(default)s")
+    parser.add_argument(
+        "--flagged-ones", type=float, default=defaults["flagged_ones"],
+        help="share of the strips' 1s written with a long flag, as in Europe and Latin America (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--start-from", metavar="MODEL", help="fine-tune this piece model (piece-scorer: the shipped one)"
+    )
     add_common_options(parser)
 
 

@@ -69,7 +69,12 @@ def command_piece_model(args: argparse.Namespace) -> int:
     from digitrec.training.pieces import make_piece_model
 
     config = PieceTrainConfig(
-        training_strips=args.strips, validation_strips=args.validation_strips, epochs=args.epochs, seed=args.seed
+        training_strips=args.strips,
+        validation_strips=args.validation_strips,
+        epochs=args.epochs,
+        seed=args.seed,
+        flagged_ones=args.flagged_ones,
+        start_from=args.start_from,
     )
     result = make_piece_model(config, args.out, args.cache, data_dir=args.data_dir, progress=sys.stderr.isatty())
     if args.json:

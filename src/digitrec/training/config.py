@@ -166,8 +166,12 @@ class PieceTrainConfig:
     seed: int = 0
     model: str = SHIPPED_PIECE_MODEL  # the registry name of the piece model's architecture (models.registry)
     conditions: list[str] = field(default_factory=piece_training_conditions)
+    flagged_ones: float = 0.0  # share of the strips' 1s written with a long flag (synthetic.styles)
+    start_from: str | None = None  # a piece model (the shipped name or a checkpoint) to fine-tune; None: from scratch
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.flagged_ones) and 0 <= self.flagged_ones <= 1):
+            raise DigitrecError(f"flagged ones must be a share in [0, 1], got {self.flagged_ones}")
         for name in ("training_strips", "validation_strips", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise DigitrecError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")

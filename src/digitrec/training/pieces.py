@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from digitrec.errors import DigitrecError
 from digitrec.fileio import atomic_path
 from digitrec.mnist import TUNING_START
 from digitrec.models.registry import MNIST_IMAGE_SIZE, build_model, parameter_count
@@ -26,7 +27,8 @@ from digitrec.reading.cuts import Candidates, candidate_pieces
 from digitrec.reading.lines import LineInk, lines_of_ink
 from digitrec.reading.pieces import NOT_A_DIGIT, PIECE_CLASSES, piece_inputs, piece_inputs_as_floats
 from digitrec.synthetic.strips import READING_CONDITIONS, Strip, render_strip
-from digitrec.training.checkpoint import save_checkpoint
+from digitrec.synthetic.styles import with_flagged_ones
+from digitrec.training.checkpoint import model_state, read_checkpoint, save_checkpoint
 from digitrec.training.config import PieceTrainConfig
 
 log = logging.getLogger(__name__)
@@ -143,9 +145,11 @@ def piece_dataset(
     conditions: list[str],
     seed: int,
     progress: bool = False,
+    flagged_ones: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labelled pieces of seeded strips of the given digits: `strips` strips, or the strips of a range of indices
-    (each strip has its own generator, so strips 0-999 are the same whether made in one go or in blocks)."""
+    (each strip has its own generator, so strips 0-999 are the same whether made in one go or in blocks).
+    `flagged_ones`: the share of 1s written with a long flag (`synthetic.styles.flagged_one`)."""
     inputs, classes = [], []
     indices = range(strips) if isinstance(strips, int) else strips
     for index in tqdm(indices, desc="pieces", unit="strip", disable=not progress):
@@ -154,7 +158,8 @@ def piece_dataset(
         touching = float(rng.choice(TOUCHING_FRACTIONS))
         picks = rng.integers(len(labels), size=length)
         condition = conditions[index % len(conditions)]
-        strip = render_strip(images[picks], labels[picks], condition, touching, rng)
+        digits = with_flagged_ones(images[picks], labels[picks], flagged_ones, rng)
+        strip = render_strip(digits, labels[picks], condition, touching, rng)
         strip_inputs, strip_classes = labelled_pieces(strip, rng)
         inputs.append(strip_inputs)
         classes.append(strip_classes)
@@ -218,6 +223,12 @@ def train_piece_model(
     """AdamW with a one-cycle schedule over the pieces; the weights written to `out_path` (safetensors + JSON)."""
     torch.manual_seed(config.seed)
     model = build_model(config.model, num_classes=PIECE_CLASSES)
+    if config.start_from is not None:
+        tensors, metadata = read_checkpoint(config.start_from)
+        if metadata.get("num_classes") != PIECE_CLASSES:
+            classes = metadata.get("num_classes")
+            raise DigitrecError(f"{config.start_from}: not a piece model (it has {classes} classes)")
+        model.load_state_dict(model_state(tensors))
     inputs, classes = to_tensor(train_data[0]), torch.from_numpy(train_data[1])
     steps_per_epoch = max(1, len(classes) // config.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -272,7 +283,8 @@ def make_piece_model(
     from digitrec.data.datasets import load_split
 
     train = load_split("train", data_dir)
-    key = hash_text(f"seed{config.seed}-{'-'.join(config.conditions)}-rules{DATA_RULES}")
+    flags = f"-flagged{config.flagged_ones}" if config.flagged_ones else ""  # earlier caches keep their names
+    key = hash_text(f"seed{config.seed}-{'-'.join(config.conditions)}-rules{DATA_RULES}{flags}")
     blocks = []
     for start in range(0, config.training_strips, CACHE_BLOCK_STRIPS):
         block = range(start, min(start + CACHE_BLOCK_STRIPS, config.training_strips))
@@ -286,6 +298,7 @@ def make_piece_model(
                     config.conditions,
                     config.seed,
                     progress,
+                    config.flagged_ones,
                 ),
             )  # fmt: skip
         )
@@ -293,7 +306,7 @@ def make_piece_model(
     validation = cached_dataset(
         cache_dir / f"validation-0-{config.validation_strips}-{key}.npz",
         lambda: piece_dataset(train.images[TUNING_START:], train.labels[TUNING_START:], config.validation_strips,
-                              config.conditions, config.seed + 1, progress),
+                              config.conditions, config.seed + 1, progress, config.flagged_ones),
     )  # fmt: skip
     log.info("pieces: %s training, %s validation", class_counts(training[1]), class_counts(validation[1]))
     return train_piece_model(config, training, validation, out_path, progress)
