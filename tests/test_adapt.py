@@ -47,8 +47,19 @@ def right_answers(recognizer: Recognizer, mnist, indices: list[int]) -> int:
     return right
 
 
+@pytest.fixture
+def torch_threads_kept():
+    """`--threads 1` below sets torch's threads for the whole process: put them back, so that the tests after
+    this one (most of the suite: this file runs first) are not left on one thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_corrections_of_a_writer_teach_the_adapted_model_to_read_that_writer(
-    tmp_path, mnist_train, mnist_test, mnist_dir, capsys
+    tmp_path, mnist_train, mnist_test, mnist_dir, capsys, torch_threads_kept
 ):
     database = tmp_path / "corrections.db"
     for i in readable_digits(mnist_train, 0, 60):
