@@ -84,6 +84,25 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(capsys, argv, message):
     assert err.count("\n") == 1 and message in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["predict", "--threads", "-3"], "predict: error: argument --threads: expected a number of at least 1, got -3"),
+        (["predict", "--threads", "many"], "predict: error: argument --threads: expected a whole number, got 'many'"),
+        (["predict", "--no-such-flag"], "digitrec: error: unrecognized arguments: --no-such-flag"),
+    ],
+)
+def test_bad_flags_are_one_line_errors_with_exit_2(tmp_path, mnist_test, argv, message):
+    from PIL import Image
+
+    digit = tmp_path / "x.png"
+    Image.fromarray(mnist_test.images[0]).save(digit)
+    result = subprocess.run([sys.executable, "-m", "digitrec", *argv, str(digit)], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("digitrec") and message in lines[0], lines
+
+
 def test_garbage_checkpoint_exits_2(capsys, tmp_path):
     bogus = tmp_path / "model.safetensors"
     bogus.write_bytes(b"\x00" * 64)

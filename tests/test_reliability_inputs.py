@@ -4,11 +4,16 @@ runaway cost. Files are built here, from real MNIST digits where a digit is need
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+import digitrec
 from digitrec import DigitrecError, Recognizer
 from digitrec.cli import EXIT_BAD_INPUT, main
 from digitrec.fileio import remove_stale_temp_files, write_bytes_atomic
@@ -73,20 +79,69 @@ def test_file_over_the_size_limit_is_refused_while_streaming(tmp_path):
         read_bytes(big, max_bytes=2 * 2**20)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every folder")
-def test_unreadable_folder_is_reported_and_the_batch_goes_on(tmp_path, mnist_test, capsys):
-    good = tmp_path / "good.png"
-    good.write_bytes(png_of(255 - mnist_test.images[0]))
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    (locked / "x.png").write_bytes(good.read_bytes())
-    locked.chmod(0)
-    try:
-        assert main(["predict", str(good), str(locked), str(locked / "x.png")]) == EXIT_BAD_INPUT
-    finally:
-        locked.chmod(0o755)
-    captured = capsys.readouterr()
-    assert "good.png" in captured.out and captured.err.count("error:") == 2
+PR_CAPBSET_DROP = 24  # prctl(2)
+CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2  # capabilities(7): what lets root read a folder of mode 000
+NOBODY = 65534
+
+
+def without_root_read_override() -> None:
+    """preexec_fn: drop the two capabilities from the bounding set, so that the program run next starts without
+    them even as root (its uid stays 0: the interpreter, wherever root installed it, still runs)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) refused")
+
+
+def as_nobody() -> None:
+    """preexec_fn: run as the unprivileged user 'nobody' (where root's interpreter is readable to it)."""
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def locked_out(folder: Path):
+    """A preexec_fn under which a child process cannot list `folder` (mode 000): none for an ordinary user; as root,
+    dropping its read-override capabilities, else becoming nobody. Skips only when neither is possible here."""
+    tries = [None] if os.geteuid() != 0 else [without_root_read_override, as_nobody]
+    for preexec in tries:
+        try:
+            probe = subprocess.run([sys.executable, "-c", "import os, sys; os.listdir(sys.argv[1])", str(folder)],
+                                   preexec_fn=preexec, capture_output=True, text=True, timeout=60)  # fmt: skip
+        except (OSError, subprocess.SubprocessError):  # this way cannot start the interpreter here
+            continue
+        if probe.returncode != 0 and "PermissionError" in probe.stderr:
+            return preexec
+    pytest.skip("no way to make a folder unreadable to a child process here (root without CAP_SETPCAP or setuid)")
+
+
+def test_unreadable_folder_is_reported_and_the_batch_goes_on(mnist_test):
+    with tempfile.TemporaryDirectory() as where:  # not tmp_path: that is root's alone (0700), closed to nobody
+        folder = Path(where)
+        folder.chmod(0o755)
+        good = folder / "good.png"
+        good.write_bytes(png_of(255 - mnist_test.images[0]))
+        locked = folder / "locked"
+        locked.mkdir()
+        (locked / "x.png").write_bytes(good.read_bytes())
+        for path in (good, locked / "x.png"):
+            path.chmod(0o644)
+        locked.chmod(0)
+        try:
+            preexec = locked_out(locked)
+            source = Path(digitrec.__file__).resolve().parents[1]  # this digitrec, wherever the suite imports it from
+            result = subprocess.run(
+                [sys.executable, "-m", "digitrec", "predict", str(good), str(locked), str(locked / "x.png")],
+                preexec_fn=preexec, capture_output=True, text=True, timeout=300, cwd=where,
+                env=os.environ | {"PYTHONPATH": str(source)},
+            )  # fmt: skip
+        finally:
+            locked.chmod(0o755)
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
+    rows = {Path(line.split()[0]).name: line.split()[1:] for line in result.stdout.splitlines()[1:]}
+    assert rows["good.png"][0] == str(mnist_test.labels[0])  # the batch went on past the unreadable folder
+    assert "Permission denied" in " ".join(rows["locked"]) and "Permission denied" in " ".join(rows["x.png"])
+    assert result.stderr.count("error:") == 2 and "Traceback" not in result.stderr, result.stderr
 
 
 def test_a_zero_page_pdf_is_a_clear_error(tmp_path):

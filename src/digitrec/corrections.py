@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS corrections (
 """
 BUSY_TIMEOUT_S = 10.0  # a writer waits this long for another's transaction before giving up
 MAX_LABEL_DIGITS = 64
+LABEL_SPACES = " \t\r\n"  # dropped around a label (a form field's line end); the API's schema says the same
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def connect(path: str | Path) -> sqlite3.Connection:
 
 
 def check_label(label: str) -> str:
-    label = label.strip()
+    label = label.strip(LABEL_SPACES)
     if not label or not label.isascii() or not label.isdigit() or len(label) > MAX_LABEL_DIGITS:
         raise DigitrecError(f"label must be 1 to {MAX_LABEL_DIGITS} digits, got {label[:70]!r}")
     return label

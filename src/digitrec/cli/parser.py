@@ -15,8 +15,16 @@ from digitrec.training.config import AdaptConfig, PieceTrainConfig, TrainConfig
 ARCHIVE_ENGINES = ("local", "ray")  # inference.archive.ENGINES, named here so that the parser imports nothing heavy
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line on stderr and exit code 2, as every other user-facing error
+    (argparse's own prints the usage block first). Sub-commands' parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="digitrec", description="Handwritten digit recognition: train, evaluate.")
+    parser = OneLineErrorParser(prog="digitrec", description="Handwritten digit recognition: train, evaluate.")
     parser.add_argument("--version", action="version", version=f"digitrec {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

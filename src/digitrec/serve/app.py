@@ -38,6 +38,7 @@ from digitrec.serve.inputs import (
 )
 from digitrec.serve.schemas import (
     CORRECTION_BODY_DOCS,
+    CORRECTION_ERROR_DOCS,
     ERROR_DOCS,
     PREDICT_BODY_DOCS,
     READ_BODY_DOCS,
@@ -126,7 +127,7 @@ async def read(request: Request) -> ReadResponse:
     return ReadResponse(**reading.to_json())
 
 
-@v1.post("/corrections", status_code=201, responses=ERROR_DOCS, openapi_extra=CORRECTION_BODY_DOCS)
+@v1.post("/corrections", status_code=201, responses=CORRECTION_ERROR_DOCS, openapi_extra=CORRECTION_BODY_DOCS)
 async def corrections(request: Request) -> CorrectionResponse:
     """Store a correction: an image (form field `file`, `{"image_base64": ...}` or `{"pixels": 28x28}`) and its
     right answer (`label`: a digit, or the digits of a number), for `digitrec adapt --from DB`. Only when the
@@ -265,12 +266,31 @@ def create_app(model: str | os.PathLike = "default", **options) -> FastAPI:
         title="digitrec", version=__version__, lifespan=lifespan, description="Handwritten digit recognition."
     )
     app.state.settings = ServerSettings(model=os.fspath(model), **options)
+    app.openapi = published_openapi(app)
     app.include_router(v1)
     app.include_router(open_routes)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware)
     return app
+
+
+def published_openapi(app: FastAPI):
+    """app.openapi, describing this server: without an API key, /v1/* needs none, so no security is listed."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            if not app.state.settings.api_key:
+                schema.get("components", {}).pop("securitySchemes", None)
+                for operations in schema["paths"].values():
+                    for operation in operations.values():
+                        operation.pop("security", None)
+                        operation["responses"].pop("401", None)
+        return app.openapi_schema
+
+    return openapi
 
 
 def create_app_from_env() -> FastAPI:

@@ -56,8 +56,8 @@ async def read_upload(request: Request, body: bytes) -> bytes:
     return (await read_upload_form(request, body))[0]
 
 
-async def read_upload_form(request: Request, body: bytes) -> tuple[bytes, dict[str, str]]:
-    """The bytes of the multipart form field `file`, and the form's text fields."""
+async def read_upload_form(request: Request, body: bytes, text_fields: tuple[str, ...] = ()) -> tuple[bytes, dict]:
+    """The bytes of the multipart form field `file`, and the form's `text_fields` (any other field is refused)."""
 
     async def replay() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -72,18 +72,32 @@ async def read_upload_form(request: Request, body: bytes) -> tuple[bytes, dict[s
             raise bad_input("expected an image file in the multipart form field 'file'")
         if (upload.content_type or "").lower() not in UPLOAD_TYPES:
             raise HTTPException(status_code=415, detail=f"unsupported file type {upload.content_type!r}; send an image")
+        unexpected = sorted(set(form.keys()) - {"file", *text_fields})
+        if unexpected:
+            expected = ", ".join(repr(name) for name in ("file", *text_fields))
+            raise bad_input(f"unexpected form field {unexpected[0][:40]!r}; this form takes {expected}")
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
         return await upload.read(), fields
     finally:
         await form.close()  # uploads over 1 MB were spooled to a temporary file
 
 
+def parse_json(body: bytes):
+    try:
+        return json.loads(body)
+    # ValueError: also a number of over 4,300 digits (Python's int limit); RecursionError: absurdly deep nesting
+    except (ValueError, RecursionError):
+        raise bad_input("the body is not valid JSON") from None
+
+
 def read_json(body: bytes) -> bytes | np.ndarray:
     """`{"image_base64": ...}` -> encoded image bytes; `{"pixels": [[...]]}` -> a float array."""
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise bad_input("the body is not valid JSON") from None
+    return image_from_json(parse_json(body))
+
+
+def image_from_json(payload) -> bytes | np.ndarray:
+    if isinstance(payload, dict) and "image_base64" in payload and "pixels" in payload:
+        raise bad_input('send one of "image_base64" or "pixels", not both')
     if isinstance(payload, dict) and "image_base64" in payload:
         return decode_base64(validated(ImageBase64Body, payload).image_base64)
     if isinstance(payload, dict) and "pixels" in payload:
@@ -114,6 +128,8 @@ def pixels_array(rows: list[list[float]]) -> np.ndarray:
         return np.asarray(rows, dtype=np.float64)
     except ValueError:
         raise bad_input("pixels must be a rectangular array of numbers (28 rows of 28)") from None
+    except OverflowError:  # an integer beyond float64's range, such as 10**400
+        raise bad_input("pixels must be finite numbers; one is too large") from None
 
 
 def body_media_type(request: Request) -> str:
@@ -140,11 +156,14 @@ async def read_correction_input(request: Request, max_bytes: int) -> tuple[bytes
     media_type = body_media_type(request)
     body = await read_body(request, max_bytes)
     if media_type == "multipart/form-data":
-        image, fields = await read_upload_form(request, body)
+        image, fields = await read_upload_form(request, body, text_fields=("label",))
         return image, fields.get("label", "")
-    source = await asyncio.to_thread(read_json, body)
-    label = json.loads(body).get("label", "")
-    return source, label if isinstance(label, str) else str(label)
+    payload = await asyncio.to_thread(parse_json, body)
+    source = await asyncio.to_thread(image_from_json, payload)
+    label = payload.get("label", "")
+    if not isinstance(label, str):
+        raise bad_input(f"label must be a string of digits, got {type(label).__name__}")
+    return source, label
 
 
 def correction_png(recognizer: Recognizer, source: bytes | np.ndarray) -> tuple[bytes, str]:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pydantic import BaseModel, Field, StrictFloat, StrictInt
 
+from digitrec.corrections import LABEL_SPACES, MAX_LABEL_DIGITS
 from digitrec.serve.settings import UPLOAD_TYPES
-
-if TYPE_CHECKING:
-    pass
 
 
 class ImageBase64Body(BaseModel):
@@ -80,42 +76,75 @@ class HealthResponse(BaseModel):
 
 
 UPLOAD_CONTENT_TYPES = ", ".join(sorted(UPLOAD_TYPES))  # what the file part's Content-Type must be (else 415)
+SPACES_PATTERN = "[" + "".join(f"\\u{ord(c):04x}" for c in LABEL_SPACES) + "]*"
+LABEL_SCHEMA = {  # what corrections.check_label takes: digits, with the spaces and line ends around them dropped
+    "type": "string",
+    "pattern": f"^{SPACES_PATTERN}[0-9]{{1,{MAX_LABEL_DIGITS}}}{SPACES_PATTERN}$",
+    "description": "the right answer: a digit, or the digits of a number",
+}
+JSON_IMAGES = {  # the two ways to send an image in JSON; a body holds exactly one of them
+    "image_base64": ImageBase64Body.model_json_schema()["properties"]["image_base64"],
+    "pixels": {  # PixelsBody's, with the shape the server requires (the check itself is Recognizer.to_images')
+        "type": "array",
+        "minItems": 28,
+        "maxItems": 28,
+        "items": {"type": "array", "minItems": 28, "maxItems": 28, "items": {"type": "number"}},
+        "description": PixelsBody.model_fields["pixels"].description,
+    },
+}
 
 
-def upload_body_docs(json_schema: dict, form_fields: tuple[str, ...] = ()) -> dict:
-    """The OpenAPI request body of an endpoint that takes an image: a multipart `file` (plus text `form_fields`),
-    or JSON described by `json_schema`."""
-    properties = {"file": {"type": "string", "format": "binary"}} | {name: {"type": "string"} for name in form_fields}
+def json_image_body(kinds: tuple[str, ...], fields: dict[str, dict] | None = None) -> dict:
+    """The JSON request body of an endpoint that takes an image as one of `kinds` (keys of JSON_IMAGES), plus the
+    required `fields`; the other kind's key must be absent (the server refuses a body with both)."""
+    fields = fields or {}
+    branches = []
+    for kind in kinds:
+        absent = {other: False for other in JSON_IMAGES if other != kind}
+        properties = {kind: JSON_IMAGES[kind], **fields, **absent}
+        branches.append({"type": "object", "properties": properties, "required": [kind, *fields]})
+    return branches[0] if len(branches) == 1 else {"oneOf": branches}
+
+
+def upload_body_docs(json_schema: dict, form_fields: dict[str, dict] | None = None) -> dict:
+    """The OpenAPI request body of an endpoint that takes an image: a multipart `file` (plus the required text
+    `form_fields`), or JSON described by `json_schema`."""
+    form_fields = form_fields or {}
+    properties = {"file": {"type": "string", "format": "binary"}} | form_fields
     multipart = {
-        "schema": {"type": "object", "properties": properties, "required": ["file", *form_fields]},
+        "schema": {
+            "type": "object",
+            "properties": properties,
+            "required": ["file", *form_fields],
+            "additionalProperties": False,  # the server refuses other fields
+        },
         "encoding": {"file": {"contentType": UPLOAD_CONTENT_TYPES}},
     }
     content = {"multipart/form-data": multipart, "application/json": {"schema": json_schema}}
     return {"requestBody": {"required": True, "content": content}}
 
 
-PREDICT_BODY_DOCS = upload_body_docs({"oneOf": [ImageBase64Body.model_json_schema(), PixelsBody.model_json_schema()]})
+PREDICT_BODY_DOCS = upload_body_docs(json_image_body(("image_base64", "pixels")))
+READ_BODY_DOCS = upload_body_docs(json_image_body(("image_base64",)))
 CORRECTION_BODY_DOCS = upload_body_docs(
-    {
-        "type": "object",
-        "properties": {
-            "image_base64": {"type": "string"},
-            "pixels": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-            "label": {"type": "string", "pattern": "^[0-9]{1,64}$"},
-        },
-        "required": ["label"],
-    },
-    form_fields=("label",),
+    json_image_body(("image_base64", "pixels"), {"label": LABEL_SCHEMA}), form_fields={"label": LABEL_SCHEMA}
 )
 
 
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="what was wrong, in one line")
+
+
 ERROR_DOCS = {
-    401: {"description": "missing or wrong API key (when the server has one)"},
-    413: {"description": "request body over the upload limit"},
-    415: {"description": "neither multipart/form-data nor JSON, or a file that is not an image"},
-    422: {"description": "undecodable image, image over the pixel limit, or pixels of the wrong shape"},
-    503: {"description": "busy: no answer within the per-request time limit, or too much work waiting (Retry-After)"},
+    status: {"description": description, "model": ErrorResponse}
+    for status, description in {
+        401: "missing or wrong API key (when the server has one)",
+        413: "request body over the upload limit",
+        415: "neither multipart/form-data nor JSON, or a file that is not an image",
+        422: "undecodable image, image over the pixel limit, pixels of the wrong shape, or a malformed body",
+        503: "busy: no answer within the per-request time limit, or too much work waiting (Retry-After)",
+    }.items()
 }
-
-
-READ_BODY_DOCS = upload_body_docs(ImageBase64Body.model_json_schema())
+CORRECTION_ERROR_DOCS = ERROR_DOCS | {
+    404: {"description": "this server keeps no corrections (started without --corrections)", "model": ErrorResponse}
+}
