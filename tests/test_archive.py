@@ -154,10 +154,10 @@ def wait_for_parts(folder: Path, count: int, process: subprocess.Popen, timeout_
         time.sleep(0.2)
 
 
-KILLED_JOB_IMAGES = 400  # four parts of PART_FILES (100): the job is killed once two are written, two to go
+KILLED_JOB_IMAGES = 1000  # the size: ten parts of PART_FILES (100), the job killed once two are written
 
 
-@pytest.mark.slow  # about half a minute on 2 busy cores: 400 images read twice (the reference and the Ray job)
+@pytest.mark.slow  # about a minute on 2 busy cores: 1,000 images read twice (the reference and the Ray job)
 def test_ray_job_killed_with_kill_9_resumes_to_exactly_the_table_of_an_uninterrupted_run(
     ray_cluster, mnist_test, tmp_path
 ):
