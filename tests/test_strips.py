@@ -19,6 +19,7 @@ from digitrec.synthetic.strips import (
     strip_generator,
     write_example_strips,
 )
+from digitrec.synthetic.styles import with_flagged_ones
 
 SEED = 11
 GRAY_INK_LEVEL = 128  # clean strips: paper above 225, ink below 60
@@ -216,3 +217,20 @@ def test_example_strips_name_their_true_number(mnist_test, tmp_path):
     for path, (name, strip) in zip(paths, examples, strict=True):
         assert name == f"number-{strip.text}-{strip.condition}{path.suffix}"
         assert cv2.imread(str(path)).shape == strip.image.shape
+
+
+def test_flagged_ones_add_a_stroke_up_left_of_the_top_and_touch_nothing_else(mnist_test):
+    digits, labels = mnist_test.images[:60], mnist_test.labels[:60]
+    rng = np.random.default_rng(3)
+    before = rng.bit_generator.state
+    assert with_flagged_ones(digits, labels, 0.0, rng) is digits
+    assert rng.bit_generator.state == before, "share 0 leaves the generator as it was (earlier data stays the same)"
+    flagged = with_flagged_ones(digits, labels, 1.0, rng)
+    assert (flagged[labels != 1] == digits[labels != 1]).all()
+    for original, changed in zip(digits[labels == 1], flagged[labels == 1], strict=True):
+        assert (changed >= original).all(), "the 1 keeps all its ink"
+        added = (changed >= 128) & (original < 128)
+        ys, xs = np.nonzero(added)
+        ink_ys, ink_xs = np.nonzero(original >= 128)
+        assert added.sum() >= 4, "a flag of a few pixels at least"
+        assert ys.mean() < ink_ys.mean() and xs.mean() < ink_xs.max(), "in the upper part, towards the left"
