@@ -6,6 +6,7 @@ Every number here is made of real MNIST test digits, written dark on light paper
 from __future__ import annotations
 
 import json
+import time
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 from digitrec import Recognizer
 from digitrec.cli import main
+from digitrec.errors import DigitrecError
 from digitrec.reading.cuts import CUT_PENALTY, Cut, candidate_cuts, candidate_pieces, piece_mask
 from digitrec.reading.lines import lines_of_ink
 from digitrec.reading.results import NO_DIGITS
@@ -359,3 +361,20 @@ def test_the_pruned_search_finds_the_cutting_that_rating_every_piece_finds(mnist
             )
             every_piece += len(candidates.pieces)
     assert sum(rated) < every_piece / 2, "most pieces are never rated"
+
+
+def test_a_deadline_stops_the_search_inside_a_line(mnist_test, recognizer):
+    rng = strip_generator(SEED, 8, 0.5, 0, 0)
+    picks = rng.integers(len(mnist_test.labels), size=8)
+    strip = render_strip(mnist_test.images[picks], mnist_test.labels[picks], "clean", 0.5, rng)
+    (line, _), *_ = lines_of_ink(strip.image).lines
+    rated = []
+
+    def counting_scorer(line, candidates, keys):
+        rated.append(len(keys))
+        return recognizer.piece_scorer(line, candidates, keys)
+
+    with pytest.raises(DigitrecError, match="time limit"):
+        best_cutting(line, candidate_pieces(line), counting_scorer, line.height, deadline=time.monotonic() - 1)
+    assert not rated, "stopped at the line's first cut, before rating any piece"
+    assert best_cutting(line, candidate_pieces(line), counting_scorer, line.height, deadline=time.monotonic() + 60)

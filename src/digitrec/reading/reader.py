@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from digitrec.errors import DigitrecError
@@ -12,7 +10,14 @@ from digitrec.images.gray_view import FAINT_RIM_PX, gray_to_mnist
 from digitrec.mnist import IMAGE_SIZE, WHITE
 from digitrec.reading.lines import LineInk, lines_of_ink, separator_kind
 from digitrec.reading.results import NO_DIGITS, Box, DigitReading, LineReading, NumberReading, Separator
-from digitrec.reading.segmentation import Classifier, PieceScorer, Segment, confidence_scorer, line_segments
+from digitrec.reading.segmentation import (
+    Classifier,
+    PieceScorer,
+    Segment,
+    check_deadline,
+    confidence_scorer,
+    line_segments,
+)
 
 WORD_GAP_FRACTION = 1.2  # a gap wider than this (vs H) between digits' inks starts a new number: a space ...
 WORD_GAP_TIMES_MEDIAN = 2.5  # ... when it is also this many times the line's median gap (a "1" leaves wide gaps)
@@ -88,11 +93,6 @@ def check_reading_cost(lines: list[LineInk]) -> None:
         )
 
 
-def check_deadline(deadline: float | None) -> None:
-    if deadline is not None and time.monotonic() > deadline:
-        raise DigitrecError("reading took longer than its time limit")
-
-
 def read_number(
     image,
     classify: Classifier,
@@ -103,7 +103,8 @@ def read_number(
 ) -> NumberReading:
     """Every digit in `image` (PIL image or array), in lines, left to right. `classify` reads the final digits;
     `score_pieces` (default: `classify`'s confidence) rates the candidate pieces of a line, of which there are many.
-    `deadline` (a `time.monotonic()` value): past it, between two steps, the reading stops with a DigitrecError.
+    `deadline` (a `time.monotonic()` value): past it (checked between lines and at every cut of a line), the
+    reading stops with a DigitrecError.
     """
     score_pieces = score_pieces or confidence_scorer(classify)
     found = lines_of_ink(image)
@@ -119,7 +120,7 @@ def read_number(
             )
             for m in line_separators
         ]
-        segments = line_segments(line, score_pieces)
+        segments = line_segments(line, score_pieces, deadline)
         check_deadline(deadline)
         if not segments:
             continue

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from digitrec.errors import DigitrecError
 from digitrec.images.framing import mask_to_mnist, tight_crop
 from digitrec.reading.cuts import Candidates, candidate_pieces
 from digitrec.reading.lines import LineInk
@@ -79,6 +81,12 @@ def cutting_steps(
     return {key: step_score(float(score), costs[key]) for key, score in zip(keys, scores, strict=True)}
 
 
+def check_deadline(deadline: float | None) -> None:
+    """Past `deadline` (a `time.monotonic()` value), a DigitrecError: the reader checks it between its steps."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise DigitrecError("reading took longer than its time limit")
+
+
 def reachable_bounds(candidates: Candidates, costs: dict[tuple[int, int], tuple[float, float]]) -> np.ndarray:
     """For each cut, the most the rest of a cutting from it to the line's end can score: every piece's score
     taken as 0, its best (its upper bound; -inf where the end cannot be reached)."""
@@ -105,6 +113,7 @@ def cutting_dp(
     rest: np.ndarray,
     floor: float,
     scores: dict[tuple[int, int], float],
+    deadline: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The best score of a cutting up to each cut and where its last step starts (-i - 2: a stray mark between
     cuts i and j left out), over the pieces that could still be on a cutting scoring at least `floor` (their
@@ -118,6 +127,7 @@ def cutting_dp(
     previous = np.full(len(cuts), -1)
     best[0] = 0.0
     for j in range(1, len(cuts)):
+        check_deadline(deadline)  # every cut: a long line stops within one batch of pieces past it
         hopeful = [i for i in starts.get(j, []) if best[i] + step_score(0.0, costs[i, j]) + rest[j] >= floor]
         unrated = [(i, j) for i in hopeful if (i, j) not in scores and candidates.piece(i, j) is not None]
         if unrated:
@@ -135,7 +145,7 @@ def cutting_dp(
 
 
 def best_cutting(
-    line: LineInk, candidates: Candidates, score_pieces: PieceScorer, height: float
+    line: LineInk, candidates: Candidates, score_pieces: PieceScorer, height: float, deadline: float | None = None
 ) -> list[tuple[int, int]]:
     """The (i, j) cut pairs of the best cutting of a line into digits, left to right: the cutting whose steps
     (piece score minus `step_costs`) score most in sum, by dynamic programming over the cuts.
@@ -153,7 +163,7 @@ def best_cutting(
     scores: dict[tuple[int, int], float] = {}
     for margin in FLOOR_MARGINS:
         floor = rest[0] - margin
-        best, previous = cutting_dp(line, candidates, score_pieces, costs, rest, floor, scores)
+        best, previous = cutting_dp(line, candidates, score_pieces, costs, rest, floor, scores, deadline)
         if best[-1] >= floor:
             break
     if best[-1] == -np.inf:
@@ -176,7 +186,8 @@ def segment_of(line: LineInk, candidates: Candidates, i: int, j: int) -> Segment
     return Segment(line.x + left + int(columns[0]), line.y + int(rows[0]), tight_crop(piece))
 
 
-def line_segments(line: LineInk, score_pieces: PieceScorer) -> list[Segment]:
-    """The digits of one line, left to right."""
+def line_segments(line: LineInk, score_pieces: PieceScorer, deadline: float | None = None) -> list[Segment]:
+    """The digits of one line, left to right (past `deadline`, a DigitrecError)."""
     candidates = candidate_pieces(line)
-    return [segment_of(line, candidates, i, j) for i, j in best_cutting(line, candidates, score_pieces, line.height)]
+    cutting = best_cutting(line, candidates, score_pieces, line.height, deadline)
+    return [segment_of(line, candidates, i, j) for i, j in cutting]
