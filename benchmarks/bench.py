@@ -29,8 +29,15 @@ from digitrec.models.registry import build_model
 from digitrec.training.config import TrainConfig
 from digitrec.training.loop import PreparedData, make_optimizer, train_epoch
 
-# (model, channels_last override or None for the model's default): the digitnet pair records the layout's effect
-TRAINING_RUNS = (("paper-case7", None), ("digitnet", False), ("digitnet", True))
+# (model, channels_last override or None for the model's default): each pair records the layout's effect;
+# paper-case1 is the report's grid's plain case (issue 22's target), paper-case7 adds its L2 and rotation
+TRAINING_RUNS = (
+    ("paper-case1", False),
+    ("paper-case1", True),
+    ("paper-case7", None),
+    ("digitnet", False),
+    ("digitnet", True),
+)
 INFERENCE_BATCHES = (1, 32, 1024)
 TRAIN_IMAGES = 4096  # images per timed training pass
 TRAINING_STEP_FLOP_FACTOR = 3  # forward + backward (grad wrt inputs and wrt weights)
