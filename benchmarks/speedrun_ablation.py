@@ -55,6 +55,10 @@ VARIANTS: dict[str, dict[str, dict]] = {
         "with augmentation (rotation 10°, shift 0.1, scale 0.1)": AUGMENTATION,
         "2 epochs instead of 1": {"epochs": 2},
     },
+    "speedrun-long": {
+        "preset": {},
+        "with augmentation (rotation 10°, shift 0.1, scale 0.1)": AUGMENTATION,
+    },
 }
 
 
