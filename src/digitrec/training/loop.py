@@ -57,6 +57,7 @@ class EpochRecord:
     learning_rate: float
     seconds: float
     images_per_second: float
+    cpu_seconds: float = 0.0  # this process's CPU time over the epoch, all threads (0 in runs saved before it)
 
 
 @dataclass
@@ -349,7 +350,7 @@ def fit_on(
     trained = DistributedDataParallel(model) if runtime.distributed else model
 
     for epoch in range(len(history), config.epochs):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         train_loss, train_accuracy, images_per_second = train_epoch(
             trained, optimizer, config, data, epoch, progress and runtime.is_main, runtime
         )
@@ -367,6 +368,7 @@ def fit_on(
             learning_rate=optimizer.param_groups[0]["lr"],
             seconds=time.perf_counter() - started,
             images_per_second=images_per_second,
+            cpu_seconds=time.process_time() - started_cpu,
         )
         history.append(record)
         if runtime.is_main:
