@@ -21,6 +21,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "adadelta")
 MAX_SEED = 2**32 - 1  # NumPy's and torch's generators take seeds up to this
 MAX_ROTATION_DEG = 180.0
 MAX_SHEAR_DEG = 60.0
+# Fields that change how fast a run goes, not what it computes: a saved run differing only in these still matches
+SPEED_ONLY_FIELDS = ("channels_last",)
 
 
 @dataclass
@@ -134,11 +136,14 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def matches(self, saved: dict) -> bool:
-        """Whether a saved config describes this run; fields added since it was saved count at their default."""
+        """Whether a saved config describes this run; fields added since it was saved count at their default, and
+        SPEED_ONLY_FIELDS are not compared."""
         try:
-            return TrainConfig.from_dict(saved) == self
+            other = TrainConfig.from_dict(saved)
         except DigitrecError:
             return False
+        same_speed = {name: getattr(self, name) for name in SPEED_ONLY_FIELDS}
+        return dataclasses.replace(other, **same_speed) == self
 
     def to_toml(self) -> str:
         import tomli_w
