@@ -75,26 +75,26 @@ def predict_source(recognizer, source: SourceImage, debug_path: Path | None = No
     return FileResult(**where, digit=prediction.digit, confidence=prediction.confidence, unsure=prediction.unsure)
 
 
-def rows_for_files(
-    arguments: list[str],
+def rows_for_paths(
+    paths: list[Path],
     out_dir: Path | None,
     row_for_source: Callable[[SourceImage, Path | None], object],
     error_row: Callable[..., object],
 ) -> list:
-    """Files, folders (searched recursively) and glob patterns -> one row per image or PDF page, in order.
+    """Input files (folders and globs already expanded, `expand_inputs`) -> one row per image or PDF page, in order.
 
     `row_for_source(image, output file or None)` makes a decoded image's row (the output file, in `out_dir`, is
     where a debug strip or annotated image goes); a file that cannot be read gets `error_row(path=, error=)`."""
     if out_dir is not None:
         ensure_output_dir(out_dir)
     rows = []
-    for index, path in enumerate(expand_inputs(arguments)):
+    for index, path in enumerate(paths):
         rows += input_rows(index, path, out_dir, row_for_source, error_row)
     return rows
 
 
 def input_rows(index: int, path: Path, out_dir: Path | None, row_for_source, error_row) -> list:
-    """The rows of one input file (see `rows_for_files`)."""
+    """The rows of one input file (see `rows_for_paths`)."""
     rows = []
     try:
         for source in read_images(path):  # PDF pages are rendered one at a time, as the loop asks for them
@@ -240,12 +240,11 @@ def worker_rows(task: str, out_dir: Path | None, index: int, path: Path) -> list
     return input_rows(index, path, out_dir, partial(row_for_source, worker_state["recognizer"]), error_row)
 
 
-def rows_in_processes(recognizer, task: str, arguments: list[str], out_dir: Path | None, processes: int) -> list:
-    """`rows_for_files` in `processes` processes, each with a recognizer made as `recognizer` was (its
+def rows_in_processes(recognizer, task: str, paths: list[Path], out_dir: Path | None, processes: int) -> list:
+    """`rows_for_paths` in `processes` processes, each with a recognizer made as `recognizer` was (its
     `load_arguments`); rows in the inputs' order."""
     if out_dir is not None:
         ensure_output_dir(out_dir)
-    paths = expand_inputs(arguments)
     arguments_of_worker = recognizer.load_arguments | {"threads": PROCESS_THREADS}
     context = multiprocessing.get_context("spawn")  # a clean interpreter: onnxruntime's threads do not fork well
     with ProcessPoolExecutor(processes, context, initializer=start_worker, initargs=(arguments_of_worker,)) as pool:
@@ -256,9 +255,10 @@ def rows_in_processes(recognizer, task: str, arguments: list[str], out_dir: Path
 def task_rows(recognizer, task: str, arguments: list[str], out_dir: Path | None, processes: int | None) -> list:
     """The rows of `task` ("predict" or "read") over the inputs: in this process, or in several (`processes`;
     None: `default_processes`) when the recognizer can be made again elsewhere."""
+    paths = expand_inputs(arguments)  # folders walked once
     if processes is None:
-        processes = default_processes(task, len(expand_inputs(arguments)))
+        processes = default_processes(task, len(paths))
     if processes > 1 and recognizer.load_arguments is not None:
-        return rows_in_processes(recognizer, task, arguments, out_dir, processes)
+        return rows_in_processes(recognizer, task, paths, out_dir, processes)
     row_for_source, error_row = ROW_MAKERS[task]
-    return rows_for_files(arguments, out_dir, partial(row_for_source, recognizer), error_row)
+    return rows_for_paths(paths, out_dir, partial(row_for_source, recognizer), error_row)

@@ -10,19 +10,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from digitrec.images.framing import stroke_width_px
 from digitrec.mnist import WHITE
 
 INK_LEVEL = 128  # an MNIST pixel at least this bright is ink
 FLAG_LENGTH_RANGE = (0.4, 0.65)  # the flag's length, as a share of the 1's height
 FLAG_ANGLE_RANGE_DEG = (30.0, 60.0)  # how far below the horizontal it runs, to the left of the top
-MIN_STROKE_PX = 1.5
-
-
-def stroke_width(ink: np.ndarray) -> float:
-    """Mean stroke width of a binary image: area / (half the outline)."""
-    contours, _ = cv2.findContours(ink.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-    outline = sum(cv2.arcLength(contour, closed=True) for contour in contours)
-    return max(MIN_STROKE_PX, 2.0 * float(ink.sum()) / outline) if outline > 0 else MIN_STROKE_PX
+MIN_STROKE_PX = 1.5  # the thinnest flag drawn, whatever the digit's own stroke
 
 
 def flagged_one(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -39,7 +33,8 @@ def flagged_one(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     end = (top_x - length * np.cos(angle), top + length * np.sin(angle))
     shift = 4  # cv2's fixed-point drawing: sub-pixel ends
     canvas = np.zeros_like(digit)
-    thickness = max(1, round(0.8 * stroke_width(ink)))  # an up-stroke is written lighter
+    stroke = max(MIN_STROKE_PX, stroke_width_px(ink.astype(np.uint8)))
+    thickness = max(1, round(0.8 * stroke))  # an up-stroke is written lighter
     start_point = (round(top_x * 2**shift), round(top * 2**shift))
     end_point = (round(end[0] * 2**shift), round(end[1] * 2**shift))
     cv2.line(canvas, start_point, end_point, WHITE, thickness, cv2.LINE_AA, shift)
