@@ -14,6 +14,7 @@ from digitrec.errors import DigitrecError
 WEIGHTS_DIR = Path(__file__).parent / "weights"  # models shipped inside the package
 DEFAULT_MODEL = "default"  # the shipped classifier
 SHIPPED_PIECE_MODEL = "piece-scorer"  # the shipped piece model the reader cuts lines with (digitrec.reading.pieces)
+SHIPPED_LINE_MODEL = "line-reader"  # the shipped line model that checks the reader's cut digits (reading.line_model)
 METADATA_KEY = "digitrec"  # the JSON metadata's key, in a checkpoint's safetensors header and in an ONNX model
 CHECKPOINT_SUFFIX = ".safetensors"
 ONNX_SUFFIX = ".onnx"
@@ -69,7 +70,7 @@ def resolve_model_path(model: str | os.PathLike, suffix: str = CHECKPOINT_SUFFIX
     shipped = shipped_model(model, suffix)
     if shipped is not None:
         return shipped
-    if model in (DEFAULT_MODEL, SHIPPED_PIECE_MODEL):
+    if model in (DEFAULT_MODEL, SHIPPED_PIECE_MODEL, SHIPPED_LINE_MODEL):
         raise DigitrecError(
             f"the shipped model {model!r} is missing from the package ({WEIGHTS_DIR}); reinstall digitrec"
         )

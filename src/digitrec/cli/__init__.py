@@ -23,6 +23,7 @@ COMMAND_MODULES = {  # command -> (module, function) that runs it
     "tta-search": ("training_commands", "command_tta_search"),
     "export": ("training_commands", "command_export"),
     "piece-model": ("training_commands", "command_piece_model"),
+    "line-model": ("training_commands", "command_line_model"),
     "adapt": ("training_commands", "command_adapt"),
     "predict": ("recognition_commands", "command_predict"),
     "read": ("recognition_commands", "command_read"),

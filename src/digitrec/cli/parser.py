@@ -8,9 +8,9 @@ import dataclasses
 from pathlib import Path
 
 from digitrec import __version__
-from digitrec.model_files import BACKENDS, DEFAULT_BACKEND, SHIPPED_PIECE_MODEL
+from digitrec.model_files import BACKENDS, DEFAULT_BACKEND, SHIPPED_LINE_MODEL, SHIPPED_PIECE_MODEL
 from digitrec.serve import settings
-from digitrec.training.config import AdaptConfig, PieceTrainConfig, TrainConfig
+from digitrec.training.config import AdaptConfig, LineTrainConfig, PieceTrainConfig, TrainConfig
 
 ARCHIVE_ENGINES = ("local", "ray")  # inference.archive.ENGINES, named here so that the parser imports nothing heavy
 
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_parser(commands)
     add_read_parser(commands)
     add_piece_model_parser(commands)
+    add_line_model_parser(commands)
     add_adapt_parser(commands)
     models = commands.add_parser("models", help="list the registered models", description="List registered models.")
     models.add_argument("--json", action="store_true", help="print JSON")
@@ -198,6 +199,29 @@ def add_piece_model_parser(commands) -> None:
     add_common_options(parser)
 
 
+def add_line_model_parser(commands) -> None:
+    defaults = {f.name: f.default for f in dataclasses.fields(LineTrainConfig)}
+    parser = commands.add_parser(
+        "line-model",
+        help="train the reader's line model (a whole line of digits read at once, CNN + CTC)",
+        description="Draws binary lines of MNIST training digits as the reader's ink stage leaves them (touching, "
+        "flagged 1s, small trailing digits, dots, dashes, underlines), trains the line model with CTC, and writes "
+        "OUT/line-model.safetensors after every epoch (a rerun resumes) and OUT/line-model.onnx for `read --lines`. "
+        "Validation: lines of the tuning digits 55,000-59,999. The lines are cached, so a rerun only trains.",
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/line-model"), help="folder to write (resumable)")
+    parser.add_argument("--cache", type=Path, default=Path("runs/line-data"), help="where the lines are cached")
+    parser.add_argument(
+        "--lines", type=int, default=defaults["training_lines"], help="training lines (default %(default)s)"
+    )
+    parser.add_argument(
+        "--validation-lines", type=int, default=defaults["validation_lines"], help="default %(default)s"
+    )
+    parser.add_argument("--epochs", type=int, default=defaults["epochs"], help="default %(default)s")
+    parser.add_argument("--seed", type=int, default=defaults["seed"], help="default %(default)s")
+    add_common_options(parser)
+
+
 def add_experiments_parser(commands) -> None:
     parser = commands.add_parser(
         "experiments",
@@ -311,5 +335,11 @@ def add_read_parser(commands) -> None:
         default=SHIPPED_PIECE_MODEL,
         help="the piece model that decides where lines are cut: the shipped one (default), a checkpoint, or 'none' "
         "(the classifier's own confidence)",
+    )
+    parser.add_argument(
+        "--lines",
+        default=SHIPPED_LINE_MODEL,
+        help="the line model that reads each line whole and overrules the cut digits where it is much surer: the "
+        "shipped one (default), an ONNX file from `digitrec line-model`, or 'none' (cut digits only)",
     )
     add_archive_options(parser)

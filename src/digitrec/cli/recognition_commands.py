@@ -92,8 +92,9 @@ def command_read(args: argparse.Namespace) -> int:
         return command_archive(args, "read")
     use_opencv_threads()
     pieces = None if args.pieces == "none" else args.pieces
+    lines = None if args.lines == "none" else args.lines
     recognizer = Recognizer.load(
-        args.model, backend=args.backend, tta=args.tta, pieces=pieces, threads=args.threads or 0
+        args.model, backend=args.backend, tta=args.tta, pieces=pieces, threads=args.threads or 0, lines=lines
     )
     results = read_files(recognizer, args.paths, annotate_dir=args.annotate, processes=args.jobs)
     if args.json:
@@ -127,9 +128,9 @@ def command_archive(args: argparse.Namespace, task: str) -> int:
     from digitrec.inference.archive import JOB_THREADS, ArchiveJob, EngineOptions, run_archive
 
     check_archive_options(args)
-    pieces = getattr(args, "pieces", None)
+    pieces, lines = getattr(args, "pieces", None), getattr(args, "lines", None)
     job = ArchiveJob(task, args.model, args.backend, args.tta, None if pieces == "none" else pieces,
-                     threads=args.threads or JOB_THREADS)  # fmt: skip
+                     None if lines == "none" else lines, threads=args.threads or JOB_THREADS)  # fmt: skip
     options = EngineOptions(args.engine, args.address, args.workers, progress=sys.stderr.isatty())
     summary = run_archive(job, args.paths, args.out, options)
     print(format_archive_summary(summary))

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from digitrec.errors import DigitrecError
-from digitrec.training.config import AdaptConfig, PieceTrainConfig, TrainConfig
+from digitrec.training.config import AdaptConfig, LineTrainConfig, PieceTrainConfig, TrainConfig
 
 
 def use_threads(args: argparse.Namespace) -> None:
@@ -61,6 +61,24 @@ def command_train(args: argparse.Namespace) -> int:
         print(f"test accuracy: {result.test_accuracy:.2%} ({result.test_correct}/{result.test_total})")
         speed = f"{result.summary['mean_epoch_seconds']:.1f} s/epoch, {result.summary['mean_images_per_second']:,.0f}"
         print(f"mean {speed} images/s; checkpoint: {result.checkpoint_path}")
+    return 0
+
+
+def command_line_model(args: argparse.Namespace) -> int:
+    use_threads(args)
+    from digitrec.training.lines import make_line_model
+
+    config = LineTrainConfig(training_lines=args.lines, validation_lines=args.validation_lines, epochs=args.epochs,
+                             seed=args.seed)  # fmt: skip
+    result = make_line_model(config, args.out, args.cache, data_dir=args.data_dir, progress=sys.stderr.isatty())
+    last = result["history"][-1]
+    if args.json:
+        print(json.dumps({"onnx": result["onnx"], **last}))
+    else:
+        for record in result["history"]:
+            print(f"epoch {record['epoch']}: loss {record['train_loss']:.4f}, validation lines read exactly "
+                  f"{record['exact']:.2%} ({record['seconds']:.0f} s)")  # fmt: skip
+        print(f"line model: {result['onnx']}")
     return 0
 
 

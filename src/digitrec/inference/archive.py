@@ -40,7 +40,7 @@ from pathlib import Path
 from digitrec.errors import DigitrecError
 from digitrec.fileio import atomic_path, write_json_atomic
 from digitrec.images.files import expand_inputs, read_images
-from digitrec.model_files import DEFAULT_BACKEND, SHIPPED_PIECE_MODEL
+from digitrec.model_files import DEFAULT_BACKEND, SHIPPED_LINE_MODEL, SHIPPED_PIECE_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class ArchiveJob:
     backend: str = DEFAULT_BACKEND
     tta: bool = True
     pieces: str | None = SHIPPED_PIECE_MODEL  # read only: the piece model, None for the classifier's confidence
+    lines: str | None = SHIPPED_LINE_MODEL  # read only: the line model that checks the cut digits, None: cuts only
     threads: int = JOB_THREADS  # onnxruntime threads per model; not part of the results
 
     def __post_init__(self) -> None:
@@ -84,7 +85,7 @@ class ArchiveJob:
         settings = asdict(self)
         del settings["threads"]
         if self.task == "predict":
-            del settings["pieces"]
+            del settings["pieces"], settings["lines"]
         return settings
 
     def load_recognizer(self):
@@ -92,8 +93,9 @@ class ArchiveJob:
         from digitrec.inference.recognizer import Recognizer
 
         use_opencv_threads()  # a job's worker: one process per core
-        pieces = self.pieces if self.task == "read" else None
-        return Recognizer.load(self.model, backend=self.backend, tta=self.tta, pieces=pieces, threads=self.threads)
+        pieces, lines = (self.pieces, self.lines) if self.task == "read" else (None, None)
+        return Recognizer.load(self.model, backend=self.backend, tta=self.tta, pieces=pieces, threads=self.threads,
+                               lines=lines)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from digitrec.images.photo import photo_file_to_mnist, photo_to_mnist
 from digitrec.inference.backends import DEFAULT_BACKEND, load_network
 from digitrec.inference.views import View, average_over_views, model_views
 from digitrec.mnist import PIXEL_MAX, WHITE
-from digitrec.model_files import SHIPPED_PIECE_MODEL, adapted_pieces
+from digitrec.model_files import SHIPPED_LINE_MODEL, SHIPPED_PIECE_MODEL, adapted_pieces
 from digitrec.numeric import softmax
+from digitrec.reading.line_model import LINE_CLASSES, LINE_MODEL, LineModel
 from digitrec.reading.pieces import PIECE_CLASSES, piece_model_scorer
 from digitrec.reading.reader import read_number
 from digitrec.reading.results import NumberReading
@@ -70,7 +71,13 @@ class Prediction:
 class Recognizer:
     """A trained classifier with its preprocessing and calibration: images in, predictions out."""
 
-    def __init__(self, network, views: list[View] | None = None, piece_scorer: PieceScorer | None = None) -> None:
+    def __init__(
+        self,
+        network,
+        views: list[View] | None = None,
+        piece_scorer: PieceScorer | None = None,
+        line_model: LineModel | None = None,
+    ) -> None:
         self.network = network  # inference.backends: OnnxNetwork or TorchNetwork
         self.metadata = network.metadata
         self.normalization = self.metadata["config"]["normalization"]
@@ -81,6 +88,8 @@ class Recognizer:
         self.views = list(views or [])  # test-time augmentation views; [] reads each image once
         # rates the candidate pieces of a line when reading numbers; None: this classifier's quick confidence
         self.piece_scorer = piece_scorer
+        # reads each line whole and overrules the cut digits where much surer (reading.line_model); None: cuts only
+        self.line_model = line_model
         # how `load` made it (its keyword arguments, JSON-like): another process makes the same one from these;
         # None when built from its parts
         self.load_arguments: dict | None = None
@@ -93,20 +102,24 @@ class Recognizer:
         tta: bool = True,
         pieces: str | os.PathLike | None = SHIPPED_PIECE_MODEL,
         threads: int = 0,
+        lines: str | os.PathLike | None = SHIPPED_LINE_MODEL,
     ) -> Recognizer:
         """A shipped model's name ("default"), an ONNX file, or a checkpoint file / run folder (needs torch).
 
         `backend`: "onnx" (onnxruntime, the default) or "torch". `tta=False` reads each image once instead of
         through the model's test-time views (faster, a little less accurate; the calibration was fit with the
         views). `pieces` is the piece model `read` cuts lines with (the shipped one, a model of one's own, or None:
-        the classifier's own confidence). `threads`: onnxruntime's threads per model (0: its choice)."""
+        the classifier's own confidence). `threads`: onnxruntime's threads per model (0: its choice). `lines`: the
+        line model that checks the cut digits of each line (the shipped one, an ONNX file of one's own, or None)."""
         network = load_network(model, backend, threads)
         views = model_views(network.metadata) if tta else []
         piece_model = None if pieces is None else str(pieces)
-        arguments = {"model": str(model), "backend": backend, "tta": tta, "pieces": piece_model, "threads": threads}
+        arguments = {"model": str(model), "backend": backend, "tta": tta, "pieces": piece_model, "threads": threads,
+                     "lines": None if lines is None else str(lines)}  # fmt: skip
         if pieces == SHIPPED_PIECE_MODEL:  # an adapted model's folder brings its own piece model
             pieces = adapted_pieces(model) or pieces
-        recognizer = cls(network, views, load_piece_scorer(pieces, backend, threads) if pieces else None)
+        piece_scorer = load_piece_scorer(pieces, backend, threads) if pieces else None
+        recognizer = cls(network, views, piece_scorer, load_line_model(lines, threads) if lines else None)
         recognizer.load_arguments = arguments
         return recognizer
 
@@ -177,6 +190,7 @@ class Recognizer:
             self.image_size,
             score_pieces=self.piece_scorer_or_default(),
             deadline=deadline,
+            read_lines=self.line_model,
         )
 
     def piece_scorer_or_default(self) -> PieceScorer:
@@ -203,6 +217,14 @@ class Recognizer:
 def is_picture(x) -> bool:
     """A PIL image (or anything like one)."""
     return hasattr(x, "convert") and hasattr(x, "size") and hasattr(x, "load")
+
+
+def load_line_model(model: str | os.PathLike, threads: int = 0) -> LineModel:
+    """The reader's line model (shipped name or ONNX file; always on onnxruntime) as a LineModel callable."""
+    network = load_network(model, DEFAULT_BACKEND, threads)
+    if network.metadata.get("num_classes") != LINE_CLASSES or network.metadata["config"].get("model") != LINE_MODEL:
+        raise DigitrecError(f"{model}: not a line model (expected a {LINE_MODEL} with {LINE_CLASSES} classes)")
+    return network.logits
 
 
 def load_piece_scorer(model: str | os.PathLike, backend: str = DEFAULT_BACKEND, threads: int = 0) -> PieceScorer:

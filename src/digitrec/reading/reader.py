@@ -8,6 +8,7 @@ from digitrec.errors import DigitrecError
 from digitrec.images.framing import mask_to_mnist
 from digitrec.images.gray_view import FAINT_RIM_PX, gray_to_mnist
 from digitrec.mnist import IMAGE_SIZE, WHITE
+from digitrec.reading.line_model import LineModel, digit_spans, line_input, text_log_likelihood
 from digitrec.reading.lines import LineInk, lines_of_ink, separator_kind
 from digitrec.reading.results import NO_DIGITS, Box, DigitReading, LineReading, NumberReading, Separator
 from digitrec.reading.segmentation import (
@@ -26,6 +27,11 @@ WORD_GAP_TIMES_MEDIAN = 2.5  # ... when it is also this many times the line's me
 # lines of 28 MNIST digits, 70 H: 8 s). Images of scattered specks make many long lines of short specks (860 H for
 # 300 specks, 38 s); four lines of 20 digits are 80 H. Past these, the image is refused.
 MAX_LINES = 30
+# The line model overrules the cut reader on a line when it believes its own best path this much more than the cut
+# reader's digits (log-likelihood under CTC): chosen on the dev cheques (docs/realworld.md), where the cut reader
+# is right more often than the line model alone but much more often wrong with a reading the line model finds
+# unlikely (flagged 1s cut in two, cursive zeros cut into other digits).
+LINE_MODEL_MARGIN = 5.0
 MAX_LINE_LENGTH_H = 80  # all lines together, in digit heights
 
 
@@ -81,6 +87,31 @@ def digit_probabilities(
     return (both[: len(segments)] + both[len(segments) :]) / 2
 
 
+def line_model_digits(
+    read_lines: LineModel, line: LineInk, cut_digits: list[int], unsure_threshold: float, scale: float
+) -> list[tuple[Segment, DigitReading]] | None:
+    """The line model's reading of `line` where it overrules the cut reader's digits (`LINE_MODEL_MARGIN`): each
+    digit with the ink of its columns as its segment; None where the cut reader's digits stand."""
+    log_probs = read_lines(line_input(line.mask, line.height)[None, None])[0]
+    spans = digit_spans(log_probs, line.height, line.mask.shape[1])
+    own = "".join(str(digit) for digit, *_ in spans)
+    cut = "".join(str(d) for d in cut_digits)
+    if not own or own == cut:
+        return None
+    margin = text_log_likelihood(log_probs, own) - text_log_likelihood(log_probs, cut)
+    if margin < LINE_MODEL_MARGIN:
+        return None
+    readings = []
+    for digit, probability, left, right in spans:
+        columns = line.mask[:, left:right]
+        rows = np.flatnonzero(columns.any(axis=1))
+        top, bottom = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, line.mask.shape[0])
+        segment = Segment(line.x + left, line.y + top, columns[top:bottom])
+        box = to_input_box(segment.x, segment.y, segment.width, segment.height, scale)
+        readings.append((segment, DigitReading(digit, probability, box, bool(probability < unsure_threshold))))
+    return readings
+
+
 def check_reading_cost(lines: list[LineInk]) -> None:
     """Refuse, in one line, an image whose lines would take the reader too long (see MAX_LINE_LENGTH_H)."""
     if len(lines) > MAX_LINES:
@@ -100,11 +131,13 @@ def read_number(
     size: int = IMAGE_SIZE,
     score_pieces: PieceScorer | None = None,
     deadline: float | None = None,
+    read_lines: LineModel | None = None,
 ) -> NumberReading:
     """Every digit in `image` (PIL image or array), in lines, left to right. `classify` reads the final digits;
     `score_pieces` (default: `classify`'s confidence) rates the candidate pieces of a line, of which there are many.
     `deadline` (a `time.monotonic()` value): past it (checked between lines and at every cut of a line), the
-    reading stops with a DigitrecError.
+    reading stops with a DigitrecError. `read_lines` (a line model, `reading.line_model`) reads each line whole and
+    overrules the cut digits where it is much surer of its own (`line_model_digits`).
     """
     score_pieces = score_pieces or confidence_scorer(classify)
     found = lines_of_ink(image)
@@ -134,5 +167,10 @@ def read_number(
             )  # fmt: skip
             for s, p in zip(segments, probabilities, strict=True)
         ]
+        overruled = read_lines and line_model_digits(
+            read_lines, line, [d.digit for d in digits], unsure_threshold, found.scale
+        )
+        if overruled:
+            segments, digits = [s for s, _ in overruled], [d for _, d in overruled]
         line_readings.append(LineReading(line_text(segments, [d.digit for d in digits], line.height), digits))
     return NumberReading(line_readings, separators, problem=None if line_readings else NO_DIGITS)

@@ -189,6 +189,31 @@ class PieceTrainConfig:
 
 
 @dataclass(frozen=True)
+class LineTrainConfig:
+    """How the line model is made; saved in its checkpoint."""
+
+    training_lines: int = 100_000
+    validation_lines: int = 2_000
+    epochs: int = 4
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 5e-4
+    seed: int = 0
+    model: str = "linenet"
+
+    def __post_init__(self) -> None:
+        for name in ("training_lines", "validation_lines", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise DigitrecError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise DigitrecError(f"learning rate must be a finite number > 0, got {self.learning_rate}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise DigitrecError(f"weight decay must be a finite number >= 0, got {self.weight_decay}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise DigitrecError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
+
+
+@dataclass(frozen=True)
 class AdaptConfig:
     """How a model is adapted; saved in its card."""
 

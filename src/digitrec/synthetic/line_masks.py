@@ -1,0 +1,165 @@
+"""Seeded binary lines of handwritten digits, as the reader's ink stage leaves them, for training the line model.
+
+Each line is MNIST training digits in a row, drawn straight as ink masks (no paper, no camera: the line model reads
+the reader's binarized line, `reading.lines.LineInk`, so what matters is what survives binarization): each digit
+with its own size, width, slant, baseline and pen, neighbours apart or running into each other; and what real
+amounts add around the digits: 1s with a long flag (`styles.flagged_one`), trailing digits written smaller
+("3.000"), thousands dots and commas, a trailing "-" or ".-", an underline, specks. The shares and ranges below
+describe writing in general (cheques, forms), not any image here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from digitrec.images.components import connected_components
+from digitrec.mnist import WHITE
+from digitrec.reading.lines import TALL_FRACTION, line_height
+from digitrec.synthetic.styles import flagged_one
+
+INK_LEVEL = 128  # an MNIST pixel at least this bright is ink
+LENGTH_WEIGHTS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 4, 6: 3, 7: 2, 8: 1, 9: 1, 10: 1, 11: 1}  # digits per line
+DIGIT_HEIGHT_RANGE_PX = (24.0, 44.0)  # the line's digit height H in the drawing
+SCALE_JITTER = 0.12  # each digit up to this much taller or shorter than H
+WIDTH_RANGE = (0.8, 1.6)  # each digit's width vs MNIST's for its height (cheque zeros are wide ovals)
+SLANT_RANGE = (-0.35, 0.25)  # horizontal shift per row of height (> 0: leaning right at the top)
+BASELINE_JITTER = 0.08  # of H
+INK_THRESHOLD_RANGE = (60, 190)  # where the resized MNIST grays are cut: thick or thin strokes
+THICK_PEN_SHARE = 0.2  # lines written with a felt pen: strokes dilated ...
+THICK_PEN_RANGE = (0.02, 0.07)  # ... by this share of H on each side
+GAP_RANGE = (-0.08, 0.45)  # space between neighbours' boxes, of H (< 0: they run into each other)
+FLAGGED_ONE_SHARE = 0.5  # of the 1s
+SMALL_TAIL_SHARE = 0.2  # lines whose digits after the first one or two are written smaller ...
+SMALL_TAIL_SCALE = (0.5, 0.8)  # ... by this much, on the same baseline
+SEPARATOR_SHARE = 0.3  # lines with a dot or comma between two digits
+TRAILING_DASH_SHARE = 0.3  # lines ending in "-" or ".-"
+UNDERLINE_SHARE = 0.15  # lines underlined
+SPECK_SHARE = 0.2  # lines with a few specks of noise
+LINE_SLOPE = 0.04  # rows per column the line may climb or fall
+LIGATURE_SHARE = 0.15  # lines written joined up: a stroke from each digit's foot to the next one's
+BORDER_CUT_SHARE = 0.1  # lines whose first or last digit is cut by the crop (up to a quarter of its width)
+BORDER_CUT_MAX = 0.25
+
+
+@dataclass(frozen=True)
+class LineMask:
+    mask: np.ndarray  # uint8 0/255 (rows, columns), the line's ink
+    text: str  # its digits, left to right
+    height: float  # H as the reader would measure it
+
+
+def digit_mask(
+    image: np.ndarray, label: int, height: float, rng: np.random.Generator, threshold: int
+) -> np.ndarray | None:
+    """One MNIST digit (28x28 uint8) as an ink mask `height` tall, with its own width and slant."""
+    if label == 1 and rng.random() < FLAGGED_ONE_SHARE:
+        image = flagged_one(image, rng)
+    rows, cols = np.nonzero(image >= INK_LEVEL)
+    if not len(rows):
+        return None
+    crop = image[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    out_h = max(4, round(height))
+    out_w = max(2, round(crop.shape[1] * out_h / crop.shape[0] * rng.uniform(*WIDTH_RANGE)))
+    gray = cv2.resize(crop, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+    slant = rng.uniform(*SLANT_RANGE)
+    extra = int(np.ceil(abs(slant) * out_h))
+    shear = np.float32([[1, -slant, max(slant, 0.0) * out_h], [0, 1, 0]])  # the top moves by slant x height
+    gray = cv2.warpAffine(gray, shear, (out_w + extra, out_h), flags=cv2.INTER_LINEAR)
+    ink = gray >= threshold
+    if not ink.any():
+        return None
+    rows, cols = np.nonzero(ink)
+    return ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def draw_mark(canvas: np.ndarray, kind: str, x: int, baseline: int, height: float, stroke: int) -> int:
+    """A separator drawn at column x on the baseline; returns the column after it."""
+    if kind == "dot":
+        radius = max(1, round(stroke * 0.8))
+        cv2.circle(canvas, (x + radius, baseline - radius), radius, WHITE, -1)
+        return x + 2 * radius + 1
+    if kind == "comma":
+        cv2.line(canvas, (x + stroke, baseline - stroke), (x, baseline + round(0.25 * height)), WHITE, stroke)
+        return x + 2 * stroke + 1
+    length = round(height * 0.5)
+    middle = baseline - round(height * 0.45)
+    cv2.line(canvas, (x, middle), (x + length, middle - round(0.05 * height)), WHITE, stroke)
+    return x + length + 1
+
+
+def synthetic_line(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> LineMask:
+    """A seeded line of digits drawn from `images` / `labels` (MNIST training digits)."""
+    lengths = np.array(list(LENGTH_WEIGHTS))
+    weights = np.array(list(LENGTH_WEIGHTS.values()), float)
+    count = int(rng.choice(lengths, p=weights / weights.sum()))
+    height = rng.uniform(*DIGIT_HEIGHT_RANGE_PX)
+    threshold = int(rng.integers(*INK_THRESHOLD_RANGE))
+    stroke = max(1, round(height * rng.uniform(0.06, 0.14)))
+    small_from = int(rng.integers(1, 3)) if rng.random() < SMALL_TAIL_SHARE else count
+    small_scale = rng.uniform(*SMALL_TAIL_SCALE)
+    separator_after = int(rng.integers(0, count - 1)) if count > 1 and rng.random() < SEPARATOR_SHARE else -1
+    slope = rng.uniform(-LINE_SLOPE, LINE_SLOPE)
+    margin = round(height)
+    canvas = np.zeros((round(3 * height) + 2 * margin, round(count * 2.2 * height) + 3 * margin), np.uint8)
+    baseline0 = round(2 * height) + margin
+    x, text, feet = margin, "", []
+    joined = rng.random() < LIGATURE_SHARE
+    for position in range(count):
+        index = int(rng.integers(len(images)))
+        size = height * (1 + rng.uniform(-SCALE_JITTER, SCALE_JITTER))
+        if position >= small_from:
+            size *= small_scale
+        ink = digit_mask(images[index], int(labels[index]), size, rng, threshold)
+        if ink is None:
+            continue
+        bottom = round(baseline0 + slope * x + rng.uniform(-BASELINE_JITTER, BASELINE_JITTER) * height)
+        top = bottom - ink.shape[0]
+        if top < 0 or x + ink.shape[1] >= canvas.shape[1] - margin:
+            break
+        canvas[top:bottom, x : x + ink.shape[1]][ink] = WHITE
+        if joined and feet:
+            cv2.line(canvas, feet[-1], (x + 1, bottom - round(0.3 * height)), WHITE, max(1, stroke // 2))
+        feet.append((x + ink.shape[1] - 1, bottom - round(0.1 * height)))
+        text += str(int(labels[index]))
+        x += ink.shape[1]
+        if position == separator_after:
+            x = draw_mark(canvas, rng.choice(["dot", "comma"]), x + stroke, bottom, height, stroke) + stroke
+        x += round(rng.uniform(*GAP_RANGE) * height)
+        x = max(x, margin)
+    ink_end = x
+    if rng.random() < TRAILING_DASH_SHARE:
+        x = ink_end + round(rng.uniform(0.1, 0.4) * height)
+        if rng.random() < 0.5:
+            x = draw_mark(canvas, "dot", x, round(baseline0 + slope * x), height, stroke) + stroke
+        draw_mark(canvas, "dash", x, round(baseline0 + slope * x), height, stroke)
+    if rng.random() < UNDERLINE_SHARE:
+        y = round(baseline0 + rng.uniform(0.05, 0.3) * height)
+        cv2.line(canvas, (margin // 2, y), (ink_end, y + round(slope * ink_end)), WHITE, max(1, stroke // 2))
+    if rng.random() < SPECK_SHARE:
+        for _ in range(int(rng.integers(1, 4))):
+            centre = (int(rng.integers(canvas.shape[1])), int(rng.integers(canvas.shape[0])))
+            cv2.circle(canvas, centre, max(1, stroke // 2), WHITE, -1)
+    if rng.random() < THICK_PEN_SHARE:
+        size = max(1, round(rng.uniform(*THICK_PEN_RANGE) * height))
+        canvas = cv2.dilate(canvas, np.ones((2 * size + 1, 2 * size + 1), np.uint8))
+    rows, cols = np.nonzero(canvas)
+    if not len(rows):
+        return LineMask(canvas[:1, :1], "", height)
+    mask = canvas[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    if rng.random() < BORDER_CUT_SHARE:
+        cut = round(rng.uniform(0, BORDER_CUT_MAX) * height * 0.6)  # of a digit about 0.6 H wide
+        mask = mask[:, cut:] if rng.random() < 0.5 else mask[:, : mask.shape[1] - cut]
+        if not mask.any():
+            return LineMask(canvas[:1, :1], "", height)
+    return LineMask(mask, text, measured_height(mask))
+
+
+def measured_height(mask: np.ndarray) -> float:
+    """H as the reader measures it on a line (`reading.lines.line_height` over its tall components), so that
+    small trailing digits scale the line as they do in the reader."""
+    _, components = connected_components(mask)
+    tallest = max(c.height for c in components)
+    return line_height([c for c in components if c.height >= TALL_FRACTION * tallest])

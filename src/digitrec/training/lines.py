@@ -1,0 +1,242 @@
+"""Training the reader's line model (`digitrec.reading.line_model`): synthetic lines, CTC loss, one checkpoint per
+epoch (a rerun with the same folder resumes after the last finished epoch), ONNX for the reader.
+
+Lines are drawn from MNIST training digits 0-54,999 (`synthetic.line_masks`); the validation lines from the tuning
+digits 55,000-59,999, so a line's exact-match rate on them is measured on digits the model never saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from digitrec.errors import DigitrecError
+from digitrec.fileio import atomic_path, write_bytes_atomic
+from digitrec.inference.backends import ONNX_INPUT, ONNX_OUTPUT
+from digitrec.mnist import TUNING_START, WHITE
+from digitrec.models.registry import build_model, parameter_count
+from digitrec.reading.line_model import BLANK, LINE_CLASSES, LINE_INPUT_HEIGHT, LINE_WIDTH_STEP, line_input
+from digitrec.synthetic.line_masks import synthetic_line
+from digitrec.training.checkpoint import model_state, optimizer_state, read_checkpoint, save_checkpoint
+from digitrec.training.config import LineTrainConfig
+
+log = logging.getLogger(__name__)
+
+CACHE_BLOCK_LINES = 10_000  # lines are cached in blocks of this many: an interrupted run loses one block at most
+CHECKPOINT_FILE = "line-model.safetensors"
+ONNX_FILE = "line-model.onnx"
+
+
+class LineSet:
+    """Line inputs of many widths, stored as one (LINE_INPUT_HEIGHT, total width) uint8 array with offsets."""
+
+    def __init__(self, columns: np.ndarray, widths: np.ndarray, texts: list[str]) -> None:
+        self.columns, self.widths, self.texts = columns, widths, texts
+        self.starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.widths)
+
+    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(inputs (N, 1, 40, widest) float, targets (sum of lengths), input steps (N), target lengths (N))."""
+        widest = int(self.widths[indices].max())
+        inputs = np.zeros((len(indices), 1, LINE_INPUT_HEIGHT, widest), np.float32)
+        for row, index in enumerate(indices):
+            start, width = self.starts[index], self.widths[index]
+            inputs[row, 0, :, :width] = self.columns[:, start : start + width] / WHITE
+        texts = [self.texts[i] for i in indices]
+        targets = torch.tensor([int(ch) for text in texts for ch in text], dtype=torch.long)
+        steps = torch.from_numpy(self.widths[indices] // LINE_WIDTH_STEP)
+        return torch.from_numpy(inputs), targets, steps, torch.tensor([len(t) for t in texts])
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+            np.savez(handle, columns=self.columns, widths=self.widths, texts=np.array(self.texts))
+
+    @classmethod
+    def load(cls, path: Path) -> LineSet:
+        with np.load(path) as data:
+            return cls(data["columns"], data["widths"], [str(t) for t in data["texts"]])
+
+    @classmethod
+    def concatenate(cls, sets: list[LineSet]) -> LineSet:
+        return cls(
+            np.concatenate([s.columns for s in sets], axis=1),
+            np.concatenate([s.widths for s in sets]),
+            [t for s in sets for t in s.texts],
+        )
+
+
+def make_lines(images: np.ndarray, labels: np.ndarray, count: int, seed: int, progress: bool = False) -> LineSet:
+    """`count` seeded synthetic lines (lines that drew no digit are drawn again) as model inputs."""
+    rng = np.random.default_rng(seed)
+    inputs, texts = [], []
+    with tqdm(total=count, desc="drawing lines", disable=not progress, leave=False) as bar:
+        while len(texts) < count:
+            line = synthetic_line(images, labels, rng)
+            if not line.text:
+                continue
+            inputs.append(np.round(line_input(line.mask, line.height) * WHITE).astype(np.uint8))
+            texts.append(line.text)
+            bar.update()
+    return LineSet(np.concatenate(inputs, axis=1), np.array([x.shape[1] for x in inputs], np.int64), texts)
+
+
+def cached_lines(path: Path, make) -> LineSet:
+    if path.exists():
+        return LineSet.load(path)
+    lines = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines.save(path)
+    return lines
+
+
+def width_batches(lines: LineSet, batch_size: int, generator: np.random.Generator) -> list[np.ndarray]:
+    """Batches of lines of similar width (little padding), in a random order; lines shuffled within a width."""
+    order = np.lexsort((generator.random(len(lines)), lines.widths))
+    batches = [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
+    return [batches[k] for k in generator.permutation(len(batches))]
+
+
+def greedy_texts(log_probs: torch.Tensor, steps: torch.Tensor) -> list[str]:
+    best = log_probs.argmax(dim=2).numpy()
+    texts = []
+    for row, count in zip(best, steps.tolist(), strict=True):
+        path = row[:count]
+        keep = (path != BLANK) & np.concatenate([[True], path[1:] != path[:-1]])
+        texts.append("".join(str(d) for d in path[keep]))
+    return texts
+
+
+def evaluate_lines(model: torch.nn.Module, lines: LineSet, batch_size: int = 256) -> dict:
+    """Exact-match rate of the best path, and the CTC loss, over `lines`."""
+    model.eval()
+    right, total_loss = 0, 0.0
+    with torch.inference_mode():
+        for batch in width_batches(lines, batch_size, np.random.default_rng(0)):
+            inputs, targets, steps, lengths = lines.batch(batch)
+            log_probs = model(inputs)
+            total_loss += float(ctc_loss(log_probs, targets, steps, lengths)) * len(batch)
+            right += sum(t == lines.texts[i] for t, i in zip(greedy_texts(log_probs, steps), batch, strict=True))
+    return {"lines": len(lines), "exact": right / len(lines), "loss": total_loss / len(lines)}
+
+
+def ctc_loss(log_probs: torch.Tensor, targets, steps, lengths) -> torch.Tensor:
+    return F.ctc_loss(log_probs.transpose(0, 1), targets, steps, lengths, blank=BLANK, zero_infinity=True)
+
+
+def train_line_model(
+    config: LineTrainConfig, training: LineSet, validation: LineSet, out_dir: Path, progress: bool = False
+) -> dict:
+    """AdamW, one-cycle, CTC; a checkpoint (with the optimizer) after every epoch; resumes from one found."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, num_classes=LINE_CLASSES)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(training) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch
+    )
+    checkpoint_path, history = out_dir / CHECKPOINT_FILE, []
+    if checkpoint_path.exists():
+        tensors, metadata = read_checkpoint(checkpoint_path)
+        if metadata.get("line_config") != asdict(config):
+            raise DigitrecError(f"{checkpoint_path}: made with another config; choose another --out")
+        model.load_state_dict(model_state(tensors))
+        optimizer.load_state_dict(optimizer_state(tensors, metadata))
+        history = metadata["history"]
+        for _ in range(len(history) * steps_per_epoch):
+            schedule.step()
+    for epoch in range(len(history), config.epochs):
+        model.train()
+        started, total_loss = time.perf_counter(), 0.0
+        batches = width_batches(training, config.batch_size, np.random.default_rng((config.seed, epoch)))
+        for batch in tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False):
+            inputs, targets, steps, lengths = training.batch(batch)
+            loss = ctc_loss(model(inputs), targets, steps, lengths)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total_loss += loss.item()
+        record = {"epoch": epoch + 1, "train_loss": total_loss / len(batches),
+                  "seconds": time.perf_counter() - started, **evaluate_lines(model, validation)}  # fmt: skip
+        log.info("line model %s", record)
+        history.append(record)
+        metadata = {
+            "config": {"model": config.model},
+            "line_config": asdict(config),
+            "num_classes": LINE_CLASSES,
+            "image_size": LINE_INPUT_HEIGHT,
+            "parameters": parameter_count(model),
+            "history": history,
+        }
+        save_checkpoint(checkpoint_path, model, metadata, optimizer.state_dict())
+    card = {"config": {"model": config.model}, "num_classes": LINE_CLASSES, "image_size": LINE_INPUT_HEIGHT,
+            "history": history, "line_config": asdict(config)}  # fmt: skip
+    export_line_onnx(model, out_dir / ONNX_FILE, card)
+    return {"history": history, "onnx": str(out_dir / ONNX_FILE)}
+
+
+def export_line_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> Path:
+    """The line model as ONNX, with dynamic batch and width axes and its history in the metadata."""
+    import io
+    import json
+
+    import onnx
+
+    from digitrec.model_files import METADATA_KEY
+
+    model = model.eval()
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        model, (torch.zeros(1, 1, LINE_INPUT_HEIGHT, 64),), buffer, input_names=[ONNX_INPUT],
+        output_names=[ONNX_OUTPUT], opset_version=17, dynamo=False,
+        dynamic_axes={ONNX_INPUT: {0: "batch", 3: "width"}, ONNX_OUTPUT: {0: "batch", 1: "steps"}},
+    )  # fmt: skip
+    proto = onnx.load_from_string(buffer.getvalue())
+    proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
+    onnx.checker.check_model(proto)
+    write_bytes_atomic(path, proto.SerializeToString())
+    return path
+
+
+def drawing_key() -> str:
+    """A hash of how lines are drawn and fed (the source of `synthetic.line_masks` and `reading.line_model`): part
+    of the cache's file names, so that changing a rule draws new lines instead of reusing the old ones."""
+    import hashlib
+    import inspect
+
+    from digitrec.reading import line_model
+    from digitrec.synthetic import line_masks
+
+    source = inspect.getsource(line_masks) + inspect.getsource(line_model)
+    return hashlib.sha256(source.encode()).hexdigest()[:12]
+
+
+def make_line_model(config: LineTrainConfig, out_dir: Path, cache_dir: Path, data_dir=None, progress=False) -> dict:
+    """Synthetic lines (cached in blocks in `cache_dir`), then the model in `out_dir`."""
+    from digitrec.data.datasets import load_split
+
+    train = load_split("train", data_dir)
+    images, labels = train.images[:TUNING_START], train.labels[:TUNING_START]
+    key = drawing_key()
+    blocks = []
+    for start in range(0, config.training_lines, CACHE_BLOCK_LINES):
+        stop = min(start + CACHE_BLOCK_LINES, config.training_lines)
+        seed = config.seed * 1_000_003 + start
+        path = cache_dir / f"lines-{start}-{stop}-seed{config.seed}-{key}.npz"
+        blocks.append(cached_lines(path, lambda n=stop - start, s=seed: make_lines(images, labels, n, s, progress)))
+    validation = cached_lines(
+        cache_dir / f"validation-{config.validation_lines}-seed{config.seed}-{key}.npz",
+        lambda: make_lines(train.images[TUNING_START:], train.labels[TUNING_START:], config.validation_lines,
+                           config.seed + 7, progress),
+    )  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return train_line_model(config, LineSet.concatenate(blocks), validation, out_dir, progress)
