@@ -51,6 +51,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--pieces", default=SHIPPED_PIECE_MODEL, help="piece model: shipped (default), a checkpoint, 'none'"
     )
+    parser.add_argument(
+        "--lines", default="line-reader", help="the line model checking the cut digits, or 'none' (default %(default)s)"
+    )
     parser.add_argument("--split", choices=["test", "train"], default="test", help="test digits, or tuning digits")
     parser.add_argument("--lengths", default="2,4,6,10", help="digits per number, comma-separated (default 2,4,6,10)")
     parser.add_argument("--touching", default="0,0.3", help="share of neighbours that touch, comma-separated")
@@ -82,7 +85,8 @@ def table_markdown(report: dict) -> str:
     lines = [
         "# Photographed numbers: how well the reader reads strips of MNIST digits",
         "",
-        f"Model: `{report['model']}`, piece model `{report.get('pieces', 'none')}`. Digits: MNIST {report['split']} "
+        f"Model: `{report['model']}`, piece model `{report.get('pieces', 'none')}`, "
+        f"line model `{report.get('lines', 'none')}`. Digits: MNIST {report['split']} "
         f"split. {report['per_cell']} strips per cell (seed {report['seed']}), the photo conditions taking turns: "
         f"{', '.join(report['conditions'])}.",
         "",
@@ -176,7 +180,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         return 0
     lengths = comma_separated(args.lengths, int, "--lengths")
     touching_fractions = comma_separated(args.touching, float, "--touching")
-    recognizer = Recognizer.load(args.model, pieces=None if args.pieces == "none" else args.pieces)
+    recognizer = Recognizer.load(
+        args.model,
+        pieces=None if args.pieces == "none" else args.pieces,
+        lines=None if args.lines == "none" else args.lines,
+    )
 
     def read_text(image: np.ndarray) -> str:
         return recognizer.read(image).text
@@ -196,6 +204,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     report |= {
         "model": str(args.model),
         "pieces": args.pieces,
+        "lines": args.lines,
         "split": args.split,
         "command": "python -m benchmarks.read " + shlex.join(argv),
         "seconds": time.perf_counter() - started,
