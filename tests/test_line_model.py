@@ -186,3 +186,12 @@ def test_numbers_with_flagged_ones_are_read_whole_with_the_line_model(mnist_test
         right_without += without.read(strip.image).text.replace(" ", "") == strip.text
     # measured on 40 such numbers: 34 read right with the line model, 10 without
     assert right_with >= 0.75 * count and right_with >= right_without + count // 4
+
+
+def test_an_overruling_digit_is_boxed_to_its_ink_not_its_columns():
+    from digitrec.reading.reader import ink_box
+
+    mask = np.zeros((30, 100), np.uint8)
+    mask[5:25, 10:20] = WHITE  # a digit at columns 10-19, rows 5-24, then blank up to the span's end
+    assert ink_box(mask, 0, 60) == (5, 25, 10, 20)
+    assert ink_box(mask, 60, 100) == (0, 30, 60, 100)  # no ink: the span as it is

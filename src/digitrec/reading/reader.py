@@ -91,6 +91,16 @@ def digit_probabilities(
     return (both[: len(segments)] + both[len(segments) :]) / 2
 
 
+def ink_box(mask: np.ndarray, left: int, right: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the ink of `mask`'s columns left..right (the columns themselves without ink),
+    so that the gaps between digits stay gaps (`line_text` puts spaces by them)."""
+    columns = mask[:, left:right] > 0
+    rows, cols = np.flatnonzero(columns.any(axis=1)), np.flatnonzero(columns.any(axis=0))
+    if not len(rows):
+        return 0, mask.shape[0], left, right
+    return int(rows[0]), int(rows[-1]) + 1, left + int(cols[0]), left + int(cols[-1]) + 1
+
+
 def line_model_digits(
     read_lines: LineModel, line: LineInk, cut_digits: list[int], unsure_threshold: float, scale: float
 ) -> list[tuple[Segment, DigitReading]] | None:
@@ -113,10 +123,8 @@ def line_model_digits(
         return None
     overruling = []
     for digit, probability, left, right in readings[best]:
-        columns = line.mask[:, left:right]
-        rows = np.flatnonzero(columns.any(axis=1))
-        top, bottom = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, line.mask.shape[0])
-        segment = Segment(line.x + left, line.y + top, columns[top:bottom])
+        top, bottom, left, right = ink_box(line.mask, left, right)
+        segment = Segment(line.x + left, line.y + top, line.mask[top:bottom, left:right])
         box = to_input_box(segment.x, segment.y, segment.width, segment.height, scale)
         overruling.append((segment, DigitReading(digit, probability, box, bool(probability < unsure_threshold))))
     return overruling
