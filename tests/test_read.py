@@ -323,6 +323,29 @@ def test_a_digit_cut_by_the_crop_border_is_read(mnist_train, recognizer):
     assert right >= 5  # measured: 6 of 6 (before: 0, the first digit dropped on all 6)
 
 
+def test_a_tall_digit_or_a_run_of_touching_digits_across_the_crop_is_read_and_a_frame_is_not(mnist_train, recognizer):
+    """A digit twice as tall as its neighbours reaching past a tight crop touches the border and is more than 1.5
+    times their height: it is still ink of the number (it used to be dropped as a frame), since its box holds
+    none of them. A rectangle drawn around the number holds them all: a frame, left out."""
+    right_tall, right_framed = 0, 0
+    for seed in range(4):
+        digits, truth = pick_digits(mnist_train, 4, 300 + seed)
+        image = number_image(digits[1:], ink_gaps=[10, 10])
+        first = cv2.resize(number_image(digits[:1], ink_gaps=[]), None, fx=2, fy=2, interpolation=cv2.INTER_AREA)
+        first = first[: first.shape[0] - (first.shape[0] - image.shape[0]) // 2]
+        rows = np.flatnonzero((first < 128).any(axis=1))
+        first = first[rows[0] + 1 : rows[0] + 1 + image.shape[0]]  # the tall digit cut at the top by the crop
+        tall = np.full((image.shape[0], first.shape[1] + image.shape[1]), PAPER, np.uint8)
+        tall[: first.shape[0], : first.shape[1]] = first
+        tall[:, first.shape[1] :] = image
+        right_tall += recognizer.read(tall).text.replace(" ", "") == truth
+        framed = np.pad(number_image(digits, ink_gaps=[10, 10, 10]), 4, constant_values=PAPER)
+        cv2.rectangle(framed, (0, 0), (framed.shape[1] - 1, framed.shape[0] - 1), 20, 3)
+        right_framed += recognizer.read(framed).text.replace(" ", "") == truth
+    assert right_tall >= 3  # measured: 4 of 4 (before: 0, the tall first digit dropped)
+    assert right_framed >= 3  # measured: 4 of 4
+
+
 def every_piece_cutting(line, candidates, score_pieces) -> list[tuple[int, int]]:
     """The best cutting by a plain dynamic program over every piece, each rated: what `best_cutting` must find."""
     steps = cutting_steps(line, candidates, score_pieces, line.height)

@@ -19,7 +19,7 @@ from digitrec.synthetic.strips import (
     strip_generator,
     write_example_strips,
 )
-from digitrec.synthetic.styles import with_flagged_ones
+from digitrec.synthetic.styles import crossed_seven, hooked_nine, with_flagged_ones
 
 SEED = 11
 GRAY_INK_LEVEL = 128  # clean strips: paper above 225, ink below 60
@@ -234,3 +234,29 @@ def test_flagged_ones_add_a_stroke_up_left_of_the_top_and_touch_nothing_else(mni
         ink_ys, ink_xs = np.nonzero(original >= 128)
         assert added.sum() >= 4, "a flag of a few pixels at least"
         assert ys.mean() < ink_ys.mean() and xs.mean() < ink_xs.max(), "in the upper part, towards the left"
+
+
+def added_stroke(original: np.ndarray, changed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and columns of the ink a style added to a digit, which keeps all of its own."""
+    assert (changed >= original).all(), "the digit keeps all its ink"
+    ys, xs = np.nonzero((changed >= 128) & (original < 128))
+    assert len(ys) >= 3, "a stroke of a few pixels at least"
+    return ys, xs
+
+
+def test_crossed_sevens_get_a_bar_across_the_middle_of_the_stem(mnist_test):
+    rng = np.random.default_rng(4)
+    for original in mnist_test.images[mnist_test.labels == 7][:20]:
+        ys, xs = added_stroke(original, crossed_seven(original, rng))
+        ink_ys = np.nonzero(original >= 128)[0]
+        assert ink_ys.min() < ys.mean() < ink_ys.max(), "between the 7's top and foot"
+        assert np.ptp(xs) > np.ptp(ys), "wider than tall: a bar"
+
+
+def test_hooked_nines_curl_left_at_the_foot(mnist_test):
+    rng = np.random.default_rng(5)
+    for original in mnist_test.images[mnist_test.labels == 9][:20]:
+        ys, xs = added_stroke(original, hooked_nine(original, rng))
+        ink_ys = np.nonzero(original >= 128)[0]
+        foot = np.flatnonzero(original[ink_ys.max()] >= 128).mean()
+        assert ys.mean() > ink_ys.mean() and xs.mean() < foot, "in the lower part, left of the foot"

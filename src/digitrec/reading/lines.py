@@ -33,6 +33,10 @@ NUMBER_MIN_INK_SNR = 3.0  # lowest SNR of the 128 dev crops: 3.6
 NUMBER_INK_NOISE_SIGMAS = 2.0  # ink: darker than Otsu's threshold and than the paper by 2 sigmas (4 cut strokes)
 THIN_LINE_MAX_GAP_PX = 6  # a printed baseline thresholded into dashes, gaps up to this wide, is still one line
 BORDER_DIGIT_HEIGHT_RATIO = 1.5  # touching the border but no taller than this x the inner digits: a cut digit
+# ... and up to this many times taller when its box holds none of them: a tall digit ("4" reaching past the crop
+# beside small zeros) or touching digits run together ("7000" in one stroke), not a frame around the number; a
+# page or table edge runs the length of the image, far past any digit
+BORDER_FRAME_HEIGHT_RATIO = 3.0
 LONG_DASH_ASPECT = 3.0  # a short mark this many times wider than tall is a dash ("-", ".-") whatever its ink
 COMMA_HEIGHT_FRACTION = 0.7  # a mark below the line's middle, taller than wide and shorter than this (vs H): comma
 
@@ -210,16 +214,31 @@ class InkLines:
         return self.gray.shape
 
 
+def encloses(outer: Component, inner: Component) -> bool:
+    """`inner`'s centre lies in `outer`'s box."""
+    cx, cy = inner.x + inner.width / 2, inner.y + inner.height / 2
+    return outer.x <= cx < outer.x + outer.width and outer.y <= cy < outer.y + outer.height
+
+
+def is_cut_digit(component: Component, inner: list[Component]) -> bool:
+    """A component touching the border that is ink of the number (a digit cut by a tight crop, a tall digit,
+    digits run together), not a frame, table or page edge around it: no taller than BORDER_DIGIT_HEIGHT_RATIO x the
+    tallest inner component, or up to BORDER_FRAME_HEIGHT_RATIO x when its box holds none of their centres."""
+    tallest = max(c.height for c in inner)
+    if component.height <= BORDER_DIGIT_HEIGHT_RATIO * tallest:
+        return True
+    return component.height <= BORDER_FRAME_HEIGHT_RATIO * tallest and not any(encloses(component, c) for c in inner)
+
+
 def number_candidates(components: list[Component], shape: tuple[int, int]) -> list[Component]:
-    """`images.components.digit_candidates`, but a component touching the border is kept when it is no taller
-    than a digit (BORDER_DIGIT_HEIGHT_RATIO x the tallest inner one): a number cropped tightly has digits cut by the
-    crop's edge; frames and page edges around a number are much taller than its digits."""
+    """`images.components.digit_candidates`, but a component touching the border is kept where it is ink of the
+    number (`is_cut_digit`): a number cropped tightly has digits cut by the crop's edge; frames and page edges around
+    a number hold its digits or run far past them."""
     inner = [c for c in components if not touches_border(c, shape)]
     candidates = digit_candidates(components, shape)
     if not inner or len(candidates) == len(components):
         return candidates
-    tallest = max(c.height for c in inner)
-    return [c for c in components if c in candidates or c.height <= BORDER_DIGIT_HEIGHT_RATIO * tallest]
+    return [c for c in components if c in candidates or is_cut_digit(c, inner)]
 
 
 def lines_of_ink(image) -> InkLines | None:

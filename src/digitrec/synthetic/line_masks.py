@@ -3,7 +3,8 @@
 Each line is MNIST training digits in a row, drawn straight as ink masks (no paper, no camera: the line model reads
 the reader's binarized line, `reading.lines.LineInk`, so what matters is what survives binarization): each digit
 with its own size, width, slant, baseline and pen, neighbours apart or running into each other; and what real
-amounts add around the digits: 1s with a long flag (`styles.flagged_one`), trailing digits written smaller
+amounts add around the digits: 1s with a long flag, crossed 7s and 9s with a curled tail (`synthetic.styles`),
+digits joined by ligatures at the foot or the top, trailing digits written smaller
 ("3.000"), thousands dots and commas, a trailing "-" or ".-", an underline, specks. The shares and ranges below
 describe writing in general (cheques, forms), not any image here.
 """
@@ -18,7 +19,13 @@ import numpy as np
 from digitrec.images.components import connected_components
 from digitrec.mnist import WHITE
 from digitrec.reading.lines import TALL_FRACTION, line_height
-from digitrec.synthetic.styles import flagged_one
+from digitrec.synthetic.styles import (
+    LONG_FLAG_ANGLE_RANGE_DEG,
+    LONG_FLAG_LENGTH_RANGE,
+    crossed_seven,
+    flagged_one,
+    hooked_nine,
+)
 
 INK_LEVEL = 128  # an MNIST pixel at least this bright is ink
 LENGTH_WEIGHTS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 4, 6: 3, 7: 2, 8: 1, 9: 1, 10: 1, 11: 1}  # digits per line
@@ -32,6 +39,8 @@ THICK_PEN_SHARE = 0.2  # lines written with a felt pen: strokes dilated ...
 THICK_PEN_RANGE = (0.02, 0.07)  # ... by this share of H on each side
 GAP_RANGE = (-0.08, 0.45)  # space between neighbours' boxes, of H (< 0: they run into each other)
 FLAGGED_ONE_SHARE = 0.5  # of the 1s
+CROSSED_SEVEN_SHARE = 0.3  # of the 7s
+HOOKED_NINE_SHARE = 0.3  # of the 9s
 SMALL_TAIL_SHARE = 0.2  # lines whose digits after the first one or two are written smaller ...
 SMALL_TAIL_SCALE = (0.5, 0.8)  # ... by this much, on the same baseline
 SEPARATOR_SHARE = 0.3  # lines with a dot or comma between two digits
@@ -39,7 +48,9 @@ TRAILING_DASH_SHARE = 0.3  # lines ending in "-" or ".-"
 UNDERLINE_SHARE = 0.15  # lines underlined
 SPECK_SHARE = 0.2  # lines with a few specks of noise
 LINE_SLOPE = 0.04  # rows per column the line may climb or fall
-LIGATURE_SHARE = 0.15  # lines written joined up: a stroke from each digit's foot to the next one's
+LIGATURE_SHARE = 0.25  # lines written joined up: a stroke from each digit to the next one ...
+LIGATURE_LEVEL_RANGE = (0.1, 0.9)  # ... at this height (share of H above the baseline): at the foot, or at the top
+# as cursive zeros are joined ("3.000" written in one stroke)
 BORDER_CUT_SHARE = 0.1  # lines whose first or last digit is cut by the crop (up to a quarter of its width)
 BORDER_CUT_MAX = 0.25
 
@@ -56,7 +67,11 @@ def digit_mask(
 ) -> np.ndarray | None:
     """One MNIST digit (28x28 uint8) as an ink mask `height` tall, with its own width and slant."""
     if label == 1 and rng.random() < FLAGGED_ONE_SHARE:
-        image = flagged_one(image, rng)
+        image = flagged_one(image, rng, LONG_FLAG_LENGTH_RANGE, LONG_FLAG_ANGLE_RANGE_DEG)
+    if label == 7 and rng.random() < CROSSED_SEVEN_SHARE:
+        image = crossed_seven(image, rng)
+    if label == 9 and rng.random() < HOOKED_NINE_SHARE:
+        image = hooked_nine(image, rng)
     rows, cols = np.nonzero(image >= INK_LEVEL)
     if not len(rows):
         return None
@@ -107,6 +122,7 @@ def synthetic_line(images: np.ndarray, labels: np.ndarray, rng: np.random.Genera
     baseline0 = round(2 * height) + margin
     x, text, feet = margin, "", []
     joined = rng.random() < LIGATURE_SHARE
+    level = rng.uniform(*LIGATURE_LEVEL_RANGE)
     for position in range(count):
         index = int(rng.integers(len(images)))
         size = height * (1 + rng.uniform(-SCALE_JITTER, SCALE_JITTER))
@@ -121,8 +137,8 @@ def synthetic_line(images: np.ndarray, labels: np.ndarray, rng: np.random.Genera
             break
         canvas[top:bottom, x : x + ink.shape[1]][ink] = WHITE
         if joined and feet:
-            cv2.line(canvas, feet[-1], (x + 1, bottom - round(0.3 * height)), WHITE, max(1, stroke // 2))
-        feet.append((x + ink.shape[1] - 1, bottom - round(0.1 * height)))
+            cv2.line(canvas, feet[-1], (x + 1, bottom - round((level + 0.1) * height)), WHITE, max(1, stroke // 2))
+        feet.append((x + ink.shape[1] - 1, bottom - round(level * height)))
         text += str(int(labels[index]))
         x += ink.shape[1]
         if position == separator_after:

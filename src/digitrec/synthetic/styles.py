@@ -16,20 +16,35 @@ from digitrec.mnist import WHITE
 INK_LEVEL = 128  # an MNIST pixel at least this bright is ink
 FLAG_LENGTH_RANGE = (0.4, 0.65)  # the flag's length, as a share of the 1's height
 FLAG_ANGLE_RANGE_DEG = (30.0, 60.0)  # how far below the horizontal it runs, to the left of the top
+# Many writers draw the flag as long as the stem, or nearly flat ("^"- and "7"-like 1s on Chilean cheques):
+LONG_FLAG_LENGTH_RANGE = (0.4, 1.0)
+LONG_FLAG_ANGLE_RANGE_DEG = (15.0, 60.0)
+CROSSBAR_LENGTH_RANGE = (0.35, 0.6)  # a crossed 7's bar, as a share of the 7's height, across its stem ...
+CROSSBAR_HEIGHT_RANGE = (0.45, 0.6)  # ... this far down from its top
+# A 9 whose tail curls back to the left at its foot (read as 8 by readers that never saw one): the curl reaches this
+# far left (share of the 9's height) and comes back up this far
+HOOK_LENGTH_RANGE = (0.25, 0.5)
+HOOK_RISE_RANGE = (0.05, 0.3)
 MIN_STROKE_PX = 1.5  # the thinnest flag drawn, whatever the digit's own stroke
 
 
-def flagged_one(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def flagged_one(
+    digit: np.ndarray,
+    rng: np.random.Generator,
+    length_range: tuple[float, float] = FLAG_LENGTH_RANGE,
+    angle_range_deg: tuple[float, float] = FLAG_ANGLE_RANGE_DEG,
+) -> np.ndarray:
     """An MNIST "1" (28x28 uint8, white on black) with a flag drawn from the top of its stem down to the left, in
-    the digit's own stroke width; the digit unchanged when it has no ink."""
+    the digit's own stroke width (its length a share of the 1's height drawn from `length_range`, its angle below
+    the horizontal from `angle_range_deg`); the digit unchanged when it has no ink."""
     ink = digit >= INK_LEVEL
     rows = np.flatnonzero(ink.any(axis=1))
     if not len(rows):
         return digit
     top, height = int(rows[0]), int(rows[-1] - rows[0] + 1)
     top_x = float(np.flatnonzero(ink[top]).mean())
-    length = rng.uniform(*FLAG_LENGTH_RANGE) * height
-    angle = np.radians(rng.uniform(*FLAG_ANGLE_RANGE_DEG))
+    length = rng.uniform(*length_range) * height
+    angle = np.radians(rng.uniform(*angle_range_deg))
     end = (top_x - length * np.cos(angle), top + length * np.sin(angle))
     shift = 4  # cv2's fixed-point drawing: sub-pixel ends
     canvas = np.zeros_like(digit)
@@ -38,6 +53,54 @@ def flagged_one(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     start_point = (round(top_x * 2**shift), round(top * 2**shift))
     end_point = (round(end[0] * 2**shift), round(end[1] * 2**shift))
     cv2.line(canvas, start_point, end_point, WHITE, thickness, cv2.LINE_AA, shift)
+    return np.maximum(digit, canvas)
+
+
+def crossed_seven(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An MNIST "7" (28x28 uint8, white on black) with the bar across its stem that most of Europe and Latin
+    America write, in the digit's own stroke width; the digit unchanged when it has no ink."""
+    ink = digit >= INK_LEVEL
+    rows = np.flatnonzero(ink.any(axis=1))
+    if not len(rows):
+        return digit
+    top, height = int(rows[0]), int(rows[-1] - rows[0] + 1)
+    row = min(int(rows[-1]), round(top + rng.uniform(*CROSSBAR_HEIGHT_RANGE) * height))
+    stem = np.flatnonzero(ink[row])
+    if not len(stem):
+        return digit
+    centre, half = float(stem.mean()), rng.uniform(*CROSSBAR_LENGTH_RANGE) * height / 2
+    tilt = rng.uniform(-0.1, 0.1) * height  # a bar is seldom level
+    shift = 4  # cv2's fixed-point drawing: sub-pixel ends
+    canvas = np.zeros_like(digit)
+    thickness = max(1, round(0.8 * max(MIN_STROKE_PX, stroke_width_px(ink.astype(np.uint8)))))
+    start_point = (round((centre - half) * 2**shift), round((row + tilt / 2) * 2**shift))
+    end_point = (round((centre + half) * 2**shift), round((row - tilt / 2) * 2**shift))
+    cv2.line(canvas, start_point, end_point, WHITE, thickness, cv2.LINE_AA, shift)
+    return np.maximum(digit, canvas)
+
+
+def hooked_nine(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An MNIST "9" (28x28 uint8, white on black) whose tail curls back to the left at its foot, in the digit's own
+    stroke width; the digit unchanged when it has no ink."""
+    ink = digit >= INK_LEVEL
+    rows = np.flatnonzero(ink.any(axis=1))
+    if not len(rows):
+        return digit
+    top, bottom = int(rows[0]), int(rows[-1])
+    height = bottom - top + 1
+    foot_x = float(np.flatnonzero(ink[bottom]).mean())
+    length, rise = rng.uniform(*HOOK_LENGTH_RANGE) * height, rng.uniform(*HOOK_RISE_RANGE) * height
+    t = np.linspace(0.0, 1.0, 9)[:, None]  # a quadratic curve: down and left from the foot, then back up
+    ends = np.array(
+        [[foot_x, bottom], [foot_x - 0.4 * length, bottom + 0.12 * height], [foot_x - length, bottom - rise]]
+    )
+    curve = (1 - t) ** 2 * ends[0] + 2 * t * (1 - t) * ends[1] + t**2 * ends[2]
+    limit = np.array([digit.shape[1] - 1, digit.shape[0] - 1])
+    shift = 4  # cv2's fixed-point drawing: sub-pixel points
+    points = np.round(np.clip(curve, 0, limit) * 2**shift).astype(np.int32)
+    canvas = np.zeros_like(digit)
+    thickness = max(1, round(0.8 * max(MIN_STROKE_PX, stroke_width_px(ink.astype(np.uint8)))))
+    cv2.polylines(canvas, [points], False, WHITE, thickness, cv2.LINE_AA, shift)
     return np.maximum(digit, canvas)
 
 

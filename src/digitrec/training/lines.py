@@ -208,15 +208,16 @@ def export_line_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> Path
 
 
 def drawing_key() -> str:
-    """A hash of how lines are drawn and fed (the source of `synthetic.line_masks` and `reading.line_model`): part
+    """A hash of how lines are drawn and fed (the source of `synthetic.line_masks`, `synthetic.styles` and
+    `reading.line_model`): part
     of the cache's file names, so that changing a rule draws new lines instead of reusing the old ones."""
     import hashlib
     import inspect
 
     from digitrec.reading import line_model
-    from digitrec.synthetic import line_masks
+    from digitrec.synthetic import line_masks, styles
 
-    source = inspect.getsource(line_masks) + inspect.getsource(line_model)
+    source = inspect.getsource(line_masks) + inspect.getsource(styles) + inspect.getsource(line_model)
     return hashlib.sha256(source.encode()).hexdigest()[:12]
 
 
