@@ -25,7 +25,19 @@ CROSSBAR_HEIGHT_RANGE = (0.45, 0.6)  # ... this far down from its top
 # far left (share of the 9's height) and comes back up this far
 HOOK_LENGTH_RANGE = (0.25, 0.5)
 HOOK_RISE_RANGE = (0.05, 0.3)
-MIN_STROKE_PX = 1.5  # the thinnest flag drawn, whatever the digit's own stroke
+MIN_STROKE_PX = 1.5  # the thinnest stroke drawn, whatever the digit's own
+ADDED_STROKE_WEIGHT = 0.8  # an added stroke (a flag is an up-stroke) is written lighter than the digit's own
+SUBPIXEL_BITS = 4  # cv2's fixed-point drawing: sub-pixel points
+
+
+def with_stroke(digit: np.ndarray, ink: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """`digit` with an antialiased stroke through `points` ((N, 2) float x, y), a little lighter than the digit's
+    own stroke width (`ADDED_STROKE_WEIGHT`)."""
+    thickness = max(1, round(ADDED_STROKE_WEIGHT * max(MIN_STROKE_PX, stroke_width_px(ink.astype(np.uint8)))))
+    fixed = np.round(np.asarray(points, float) * 2**SUBPIXEL_BITS).astype(np.int32)
+    canvas = np.zeros_like(digit)
+    cv2.polylines(canvas, [fixed], False, WHITE, thickness, cv2.LINE_AA, SUBPIXEL_BITS)
+    return np.maximum(digit, canvas)
 
 
 def flagged_one(
@@ -46,14 +58,7 @@ def flagged_one(
     length = rng.uniform(*length_range) * height
     angle = np.radians(rng.uniform(*angle_range_deg))
     end = (top_x - length * np.cos(angle), top + length * np.sin(angle))
-    shift = 4  # cv2's fixed-point drawing: sub-pixel ends
-    canvas = np.zeros_like(digit)
-    stroke = max(MIN_STROKE_PX, stroke_width_px(ink.astype(np.uint8)))
-    thickness = max(1, round(0.8 * stroke))  # an up-stroke is written lighter
-    start_point = (round(top_x * 2**shift), round(top * 2**shift))
-    end_point = (round(end[0] * 2**shift), round(end[1] * 2**shift))
-    cv2.line(canvas, start_point, end_point, WHITE, thickness, cv2.LINE_AA, shift)
-    return np.maximum(digit, canvas)
+    return with_stroke(digit, ink, np.array([(top_x, top), end]))
 
 
 def crossed_seven(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -70,13 +75,7 @@ def crossed_seven(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return digit
     centre, half = float(stem.mean()), rng.uniform(*CROSSBAR_LENGTH_RANGE) * height / 2
     tilt = rng.uniform(-0.1, 0.1) * height  # a bar is seldom level
-    shift = 4  # cv2's fixed-point drawing: sub-pixel ends
-    canvas = np.zeros_like(digit)
-    thickness = max(1, round(0.8 * max(MIN_STROKE_PX, stroke_width_px(ink.astype(np.uint8)))))
-    start_point = (round((centre - half) * 2**shift), round((row + tilt / 2) * 2**shift))
-    end_point = (round((centre + half) * 2**shift), round((row - tilt / 2) * 2**shift))
-    cv2.line(canvas, start_point, end_point, WHITE, thickness, cv2.LINE_AA, shift)
-    return np.maximum(digit, canvas)
+    return with_stroke(digit, ink, np.array([(centre - half, row + tilt / 2), (centre + half, row - tilt / 2)]))
 
 
 def hooked_nine(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -96,12 +95,7 @@ def hooked_nine(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     )
     curve = (1 - t) ** 2 * ends[0] + 2 * t * (1 - t) * ends[1] + t**2 * ends[2]
     limit = np.array([digit.shape[1] - 1, digit.shape[0] - 1])
-    shift = 4  # cv2's fixed-point drawing: sub-pixel points
-    points = np.round(np.clip(curve, 0, limit) * 2**shift).astype(np.int32)
-    canvas = np.zeros_like(digit)
-    thickness = max(1, round(0.8 * max(MIN_STROKE_PX, stroke_width_px(ink.astype(np.uint8)))))
-    cv2.polylines(canvas, [points], False, WHITE, thickness, cv2.LINE_AA, shift)
-    return np.maximum(digit, canvas)
+    return with_stroke(digit, ink, np.clip(curve, 0, limit))
 
 
 def with_flagged_ones(digits: np.ndarray, labels: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:

@@ -209,8 +209,8 @@ def export_line_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> Path
 
 def drawing_key() -> str:
     """A hash of how lines are drawn and fed (the source of `synthetic.line_masks`, `synthetic.styles` and
-    `reading.line_model`): part
-    of the cache's file names, so that changing a rule draws new lines instead of reusing the old ones."""
+    `reading.line_model`): part of the cache's file names, so that changing a rule draws new lines instead of
+    reusing the old ones."""
     import hashlib
     import inspect
 
