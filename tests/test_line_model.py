@@ -16,6 +16,8 @@ from digitrec.cli import main
 from digitrec.errors import DigitrecError
 from digitrec.inference.recognizer import load_line_model
 from digitrec.mnist import WHITE
+from digitrec.model_files import LINE_GRU_MODEL, LINE_MODELS
+from digitrec.models.registry import build_model
 from digitrec.reading.line_model import (
     BLANK,
     LINE_CLASSES,
@@ -33,6 +35,7 @@ from digitrec.training.lines import (
     CHECKPOINT_FILE,
     ONNX_FILE,
     evaluate_lines,
+    export_line_onnx,
     make_lines,
     train_line_model,
 )
@@ -195,3 +198,51 @@ def test_an_overruling_digit_is_boxed_to_its_ink_not_its_columns():
     mask[5:25, 10:20] = WHITE  # a digit at columns 10-19, rows 5-24, then blank up to the span's end
     assert ink_box(mask, 0, 60) == (5, 25, 10, 20)
     assert ink_box(mask, 60, 100) == (0, 30, 60, 100)  # no ink: the span as it is
+
+
+def test_a_line_the_line_model_settles_reads_as_if_it_had_been_cut(mnist_test, monkeypatch):
+    """`LineModelViews.settles` skips cutting a line only where no cut reading could change the answer: strips of
+    MNIST test digits (every reading condition, 30% touching) read the same digits with the shortcut and without."""
+    from digitrec.reading import reader
+    from digitrec.synthetic.strips import READING_CONDITIONS, evaluation_strip
+
+    recognizer = Recognizer.load()
+    strips = [
+        evaluation_strip(mnist_test.images, mnist_test.labels, 4, 0.3, list(READING_CONDITIONS), 31, index)
+        for index in range(12)
+    ]
+    settled, settles = [], reader.LineModelViews.settles
+
+    def recording(self, best):
+        settled.append(settles(self, best))
+        return settled[-1]
+
+    monkeypatch.setattr(reader.LineModelViews, "settles", recording)
+    shortcut = [recognizer.read(strip.image) for strip in strips]
+    monkeypatch.setattr(reader.LineModelViews, "settles", lambda self, best: False)
+    cut = [recognizer.read(strip.image) for strip in strips]
+    assert 0 < sum(settled) < len(settled)  # some lines settled, some cut
+    assert [r.text.replace(" ", "") for r in shortcut] == [r.text.replace(" ", "") for r in cut]
+    for reading, strip in zip(shortcut, strips, strict=True):
+        height, width = strip.image.shape[:2]
+        for digit in reading.digits:
+            x, y, w, h = digit.box
+            assert x >= 0 and x + w <= width and y >= 0 and y + h <= height and 0 <= digit.confidence <= 1
+
+
+@pytest.mark.parametrize("architecture", LINE_MODELS)
+def test_line_architectures_see_the_line_as_far_as_they_should_and_export_to_onnx(architecture, tmp_path):
+    """LineNet's steps see ~36 columns around them; the GRU's see the whole line. Both export with any width."""
+    torch.manual_seed(0)
+    model = build_model(architecture, num_classes=LINE_CLASSES).eval()
+    line = torch.rand(1, 1, 40, 400, requires_grad=True)
+    log_probs = model(line)
+    assert log_probs.shape == (1, 100, LINE_CLASSES)
+    log_probs[0, :10].sum().backward()  # the first 10 steps (40 columns): what do they depend on?
+    far_right = line.grad[..., 120:].abs().max().item()
+    assert (far_right > 0) == (architecture == LINE_GRU_MODEL)
+    card = {"config": {"model": architecture}, "num_classes": LINE_CLASSES, "image_size": LINE_INPUT_HEIGHT}
+    path = export_line_onnx(model, tmp_path / "line.onnx", card)
+    inputs = torch.rand(2, 1, 40, 96)
+    with torch.no_grad():
+        assert np.allclose(load_line_model(path)(inputs.numpy()), model(inputs).numpy(), atol=1e-4)

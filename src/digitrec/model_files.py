@@ -15,6 +15,10 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"  # models shipped inside the pac
 DEFAULT_MODEL = "default"  # the shipped classifier
 SHIPPED_PIECE_MODEL = "piece-scorer"  # the shipped piece model the reader cuts lines with (digitrec.reading.pieces)
 SHIPPED_LINE_MODEL = "line-reader"  # the shipped line model that checks the reader's cut digits (reading.line_model)
+# The line model's architectures (models.registry): LineNet, and LineNet with a bidirectional GRU over the line
+LINE_MODEL = "linenet"
+LINE_GRU_MODEL = "linenet-gru"
+LINE_MODELS = (LINE_MODEL, LINE_GRU_MODEL)
 METADATA_KEY = "digitrec"  # the JSON metadata's key, in a checkpoint's safetensors header and in an ONNX model
 CHECKPOINT_SUFFIX = ".safetensors"
 ONNX_SUFFIX = ".onnx"

@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from digitrec import __version__
-from digitrec.model_files import BACKENDS, DEFAULT_BACKEND, SHIPPED_LINE_MODEL, SHIPPED_PIECE_MODEL
+from digitrec.model_files import BACKENDS, DEFAULT_BACKEND, LINE_MODELS, SHIPPED_LINE_MODEL, SHIPPED_PIECE_MODEL
 from digitrec.serve import settings
 from digitrec.training.config import AdaptConfig, LineTrainConfig, PieceTrainConfig, TrainConfig
 
@@ -219,6 +219,9 @@ def add_line_model_parser(commands) -> None:
     )
     parser.add_argument("--epochs", type=int, default=defaults["epochs"], help="default %(default)s")
     parser.add_argument("--seed", type=int, default=defaults["seed"], help="default %(default)s")
+    parser.add_argument(
+        "--model", choices=LINE_MODELS, default=defaults["model"], help="architecture (default %(default)s)"
+    )
     add_common_options(parser)
 
 

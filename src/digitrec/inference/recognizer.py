@@ -23,9 +23,9 @@ from digitrec.images.photo import photo_file_to_mnist, photo_to_mnist
 from digitrec.inference.backends import DEFAULT_BACKEND, load_network
 from digitrec.inference.views import View, average_over_views, model_views
 from digitrec.mnist import PIXEL_MAX, WHITE
-from digitrec.model_files import SHIPPED_LINE_MODEL, SHIPPED_PIECE_MODEL, adapted_pieces
+from digitrec.model_files import LINE_MODELS, SHIPPED_LINE_MODEL, SHIPPED_PIECE_MODEL, adapted_pieces
 from digitrec.numeric import softmax
-from digitrec.reading.line_model import LINE_CLASSES, LINE_MODEL, LineModel
+from digitrec.reading.line_model import LINE_CLASSES, LineModel
 from digitrec.reading.pieces import PIECE_CLASSES, piece_model_scorer
 from digitrec.reading.reader import read_number
 from digitrec.reading.results import NumberReading
@@ -222,8 +222,11 @@ def is_picture(x) -> bool:
 def load_line_model(model: str | os.PathLike, threads: int = 0) -> LineModel:
     """The reader's line model (shipped name or ONNX file; always on onnxruntime) as a LineModel callable."""
     network = load_network(model, DEFAULT_BACKEND, threads)
-    if network.metadata.get("num_classes") != LINE_CLASSES or network.metadata["config"].get("model") != LINE_MODEL:
-        raise DigitrecError(f"{model}: not a line model (expected a {LINE_MODEL} with {LINE_CLASSES} classes)")
+    architecture = network.metadata.get("config", {}).get("model")
+    if network.metadata.get("num_classes") != LINE_CLASSES or architecture not in LINE_MODELS:
+        raise DigitrecError(
+            f"{model}: not a line model (expected one of {', '.join(LINE_MODELS)} with {LINE_CLASSES} classes)"
+        )
     return network.logits
 
 

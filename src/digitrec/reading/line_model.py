@@ -21,7 +21,6 @@ LINE_PAD_PX = 8  # blank columns on each side of the ink (the network sees the l
 LINE_WIDTH_STEP = 4  # the network's columns per output step (its width stride)
 BLANK = 10  # output class 10: no digit at this step (CTC's blank); 0-9 are the digits
 LINE_CLASSES = 11
-LINE_MODEL = "linenet"  # the registry name of the line model's architecture (models.registry)
 
 # A line model: (N, 1, LINE_INPUT_HEIGHT, W) float32 inputs -> (N, W / LINE_WIDTH_STEP, LINE_CLASSES) log-probs.
 LineModel = Callable[[np.ndarray], np.ndarray]

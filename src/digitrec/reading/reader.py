@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from digitrec.errors import DigitrecError
@@ -9,7 +11,7 @@ from digitrec.images.framing import mask_to_mnist
 from digitrec.images.gray_view import FAINT_RIM_PX, gray_to_mnist
 from digitrec.mnist import IMAGE_SIZE, WHITE
 from digitrec.reading.line_model import LineModel, digit_spans, line_input, text_log_likelihood
-from digitrec.reading.lines import LineInk, lines_of_ink, separator_kind
+from digitrec.reading.lines import InkLines, LineInk, lines_of_ink, separator_kind
 from digitrec.reading.results import NO_DIGITS, Box, DigitReading, LineReading, NumberReading, Separator
 from digitrec.reading.segmentation import (
     Classifier,
@@ -101,33 +103,78 @@ def ink_box(mask: np.ndarray, left: int, right: int) -> tuple[int, int, int, int
     return int(rows[0]), int(rows[-1]) + 1, left + int(cols[0]), left + int(cols[-1]) + 1
 
 
-def line_model_digits(
-    read_lines: LineModel, line: LineInk, cut_digits: list[int], unsure_threshold: float, scale: float
-) -> list[tuple[Segment, DigitReading]] | None:
-    """The line model's reading of `line` where it overrules the cut reader's digits: the best path of one of its
-    views (`LINE_VIEW_SCALES`) whose mean log-likelihood over the views beats the cut digits' by LINE_MODEL_MARGIN;
-    each digit with the ink of its columns as its segment. None where the cut reader's digits stand."""
+@dataclass
+class LineModelViews:
+    """The line model's reading of one line at each of LINE_VIEW_SCALES: its log-probs, the digit height each view
+    was read at, and the best path of each (text -> its digits with their columns, `digit_spans`)."""
+
+    log_probs: list[np.ndarray]
+    heights: list[float]
+    readings: dict[str, list[tuple[int, float, int, int]]]
+
+    def belief(self, text: str) -> float:
+        """The mean over the views of log P(text | line) under CTC."""
+        return float(np.mean([text_log_likelihood(log_probs, text) for log_probs in self.log_probs]))
+
+    def best(self) -> str:
+        """The views' best paths' reading the views believe most ("" where no view reads a digit)."""
+        return max((text for text in self.readings if text), key=self.belief, default="")
+
+    def settles(self, best: str) -> bool:
+        """True when no other reading can come within LINE_MODEL_MARGIN of `best`: whatever the cut reader reads,
+        the line is read `best` (it is the cut reading, or it overrules it), so the line need not be cut. Every
+        other text has at most the probability 1 - P(best) in each view, so its belief is at most the mean of
+        log(1 - P(best))."""
+        if not best:
+            return False
+        likelihoods = np.array([text_log_likelihood(log_probs, best) for log_probs in self.log_probs])
+        others = np.log(np.maximum(-np.expm1(likelihoods), np.finfo(float).tiny))  # log(1 - P(best)) per view
+        return float(likelihoods.mean() - others.mean()) >= LINE_MODEL_MARGIN
+
+    def overrules(self, best: str, cut_digits: list[int]) -> bool:
+        """True when `best` beats the cut reader's digits by LINE_MODEL_MARGIN (mean log-likelihood)."""
+        cut = "".join(str(d) for d in cut_digits)
+        return bool(best) and best != cut and self.belief(best) - self.belief(cut) >= LINE_MODEL_MARGIN
+
+
+def line_model_views(read_lines: LineModel, line: LineInk) -> LineModelViews:
+    """`line` read by the line model at each of LINE_VIEW_SCALES x its digit height."""
     heights = [line.height * s for s in LINE_VIEW_SCALES]
-    views = [read_lines(line_input(line.mask, height)[None, None])[0] for height in heights]
-    spans = [
-        digit_spans(log_probs, height, line.mask.shape[1]) for log_probs, height in zip(views, heights, strict=True)
-    ]
+    log_probs = [read_lines(line_input(line.mask, height)[None, None])[0] for height in heights]
+    spans = [digit_spans(view, height, line.mask.shape[1]) for view, height in zip(log_probs, heights, strict=True)]
     readings = {"".join(str(digit) for digit, *_ in view_spans): view_spans for view_spans in spans}
-    cut = "".join(str(d) for d in cut_digits)
+    return LineModelViews(log_probs, heights, readings)
 
-    def belief(text: str) -> float:
-        return float(np.mean([text_log_likelihood(log_probs, text) for log_probs in views]))
 
-    best = max((text for text in readings if text), key=belief, default="")
-    if not best or best == cut or belief(best) - belief(cut) < LINE_MODEL_MARGIN:
-        return None
-    overruling = []
-    for digit, probability, left, right in readings[best]:
+def line_model_digits(
+    views: LineModelViews, best: str, line: LineInk, unsure_threshold: float, scale: float
+) -> tuple[list[Segment], list[DigitReading]]:
+    """The line model's reading `best` of `line` (one of its views' best paths), each digit with the ink of its
+    columns as its segment."""
+    segments, digits = [], []
+    for digit, probability, left, right in views.readings[best]:
         top, bottom, left, right = ink_box(line.mask, left, right)
         segment = Segment(line.x + left, line.y + top, line.mask[top:bottom, left:right])
         box = to_input_box(segment.x, segment.y, segment.width, segment.height, scale)
-        overruling.append((segment, DigitReading(digit, probability, box, bool(probability < unsure_threshold))))
-    return overruling
+        segments.append(segment)
+        digits.append(DigitReading(digit, probability, box, bool(probability < unsure_threshold)))
+    return segments, digits
+
+
+def cut_digits(
+    classify: Classifier, found: InkLines, line: LineInk, segments: list[Segment], size: int, unsure_threshold: float
+) -> list[DigitReading]:
+    """The cut reader's digits of a line's segments (`digit_probabilities`)."""
+    probabilities = digit_probabilities(classify, found.gray, line, segments, size)
+    return [
+        DigitReading(
+            int(p.argmax()),
+            float(p.max()),
+            to_input_box(s.x, s.y, s.width, s.height, found.scale),
+            bool(p.max() < unsure_threshold),
+        )  # fmt: skip
+        for s, p in zip(segments, probabilities, strict=True)
+    ]
 
 
 def check_reading_cost(lines: list[LineInk]) -> None:
@@ -155,7 +202,8 @@ def read_number(
     `score_pieces` (default: `classify`'s confidence) rates the candidate pieces of a line, of which there are many.
     `deadline` (a `time.monotonic()` value): past it (checked between lines and at every cut of a line), the
     reading stops with a DigitrecError. `read_lines` (a line model, `reading.line_model`) reads each line whole and
-    overrules the cut digits where it is much surer of its own (`line_model_digits`).
+    overrules the cut digits where it is much surer of its own (`LineModelViews.overrules`); a line it reads so
+    surely that no cut reading could stand against it is not cut at all (`LineModelViews.settles`).
     """
     score_pieces = score_pieces or confidence_scorer(classify)
     found = lines_of_ink(image)
@@ -171,24 +219,17 @@ def read_number(
             )
             for m in line_separators
         ]
-        segments = line_segments(line, score_pieces, deadline)
-        check_deadline(deadline)
-        if not segments:
-            continue
-        probabilities = digit_probabilities(classify, found.gray, line, segments, size)
-        digits = [
-            DigitReading(
-                int(p.argmax()),
-                float(p.max()),
-                to_input_box(s.x, s.y, s.width, s.height, found.scale),
-                bool(p.max() < unsure_threshold),
-            )  # fmt: skip
-            for s, p in zip(segments, probabilities, strict=True)
-        ]
-        overruled = read_lines and line_model_digits(
-            read_lines, line, [d.digit for d in digits], unsure_threshold, found.scale
-        )
-        if overruled:
-            segments, digits = [s for s, _ in overruled], [d for _, d in overruled]
+        views = line_model_views(read_lines, line) if read_lines else None
+        best = views.best() if views else ""
+        if views and views.settles(best):  # the line model's reading stands whatever the cut reader reads
+            segments, digits = line_model_digits(views, best, line, unsure_threshold, found.scale)
+        else:
+            segments = line_segments(line, score_pieces, deadline)
+            check_deadline(deadline)
+            if not segments:
+                continue
+            digits = cut_digits(classify, found, line, segments, size, unsure_threshold)
+            if views and views.overrules(best, [d.digit for d in digits]):
+                segments, digits = line_model_digits(views, best, line, unsure_threshold, found.scale)
         line_readings.append(LineReading(line_text(segments, [d.digit for d in digits], line.height), digits))
     return NumberReading(line_readings, separators, problem=None if line_readings else NO_DIGITS)
