@@ -19,6 +19,7 @@ SHIPPED_LINE_MODEL = "line-reader"  # the shipped line model that checks the rea
 LINE_MODEL = "linenet"
 LINE_GRU_MODEL = "linenet-gru"
 LINE_MODELS = (LINE_MODEL, LINE_GRU_MODEL)
+ONNX_INPUT, ONNX_OUTPUT = "images", "logits"  # the input and output names of every ONNX model written and run here
 METADATA_KEY = "digitrec"  # the JSON metadata's key, in a checkpoint's safetensors header and in an ONNX model
 CHECKPOINT_SUFFIX = ".safetensors"
 ONNX_SUFFIX = ".onnx"

@@ -17,12 +17,13 @@ from digitrec.model_files import (
     CHECKPOINT_SUFFIX,
     DEFAULT_BACKEND,
     METADATA_KEY,
+    ONNX_INPUT,
+    ONNX_OUTPUT,
     ONNX_SUFFIX,
     resolve_model_path,
     shipped_model,
 )
 
-ONNX_INPUT, ONNX_OUTPUT = "images", "logits"
 ONNX_BATCH_SIZE = 1024  # inputs per onnxruntime run: large enough to be fast, small enough to stay in memory
 TRAIN_EXTRA_HINT = "pip install 'digitrec[train]'"
 

@@ -11,9 +11,8 @@ from torch import nn
 
 from digitrec.errors import DigitrecError
 from digitrec.fileio import write_bytes_atomic, write_json_atomic
-from digitrec.inference.backends import ONNX_INPUT, ONNX_OUTPUT
 from digitrec.inference.views import model_views
-from digitrec.model_files import METADATA_KEY
+from digitrec.model_files import METADATA_KEY, ONNX_INPUT, ONNX_OUTPUT
 from digitrec.models.registry import model_entry
 from digitrec.training import checkpoint
 
@@ -26,17 +25,23 @@ def input_channels(model: nn.Module) -> int:
     return next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
 
 
-def onnx_bytes(model: nn.Module, metadata: dict) -> bytes:
-    """The model as ONNX (TorchScript-based exporter), with a dynamic batch axis."""
+def traced_onnx(model: nn.Module, example: torch.Tensor, dynamic_axes: dict[str, dict[int, str]]) -> bytes:
+    """`model` as ONNX (TorchScript-based exporter, traced on `example`), its input and output named ONNX_INPUT and
+    ONNX_OUTPUT, with `dynamic_axes` ({ONNX_INPUT or ONNX_OUTPUT: {axis: name}})."""
     model = model.eval().to(memory_format=torch.contiguous_format)
-    size = metadata["image_size"]
-    dummy = torch.zeros(1, input_channels(model), size, size)
     buffer = io.BytesIO()
     torch.onnx.export(
-        model, (dummy,), buffer, input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT], opset_version=ONNX_OPSET,
-        dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}}, dynamo=False,
+        model, (example,), buffer, input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT], opset_version=ONNX_OPSET,
+        dynamic_axes=dynamic_axes, dynamo=False,
     )  # fmt: skip
     return buffer.getvalue()
+
+
+def onnx_bytes(model: nn.Module, metadata: dict) -> bytes:
+    """The model as ONNX, with a dynamic batch axis."""
+    size = metadata["image_size"]
+    example = torch.zeros(1, input_channels(model), size, size)
+    return traced_onnx(model, example, {ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}})
 
 
 def recognition_metadata(metadata: dict) -> dict:
@@ -50,13 +55,18 @@ def recognition_metadata(metadata: dict) -> dict:
     return keep
 
 
-def with_metadata(onnx_model_bytes: bytes, metadata: dict) -> bytes:
+def embedded_metadata(onnx_model_bytes: bytes, metadata: dict) -> bytes:
+    """The ONNX model with `metadata` as JSON under METADATA_KEY (what recognition reads of it), checked."""
     import onnx
 
     proto = onnx.load_from_string(onnx_model_bytes)
-    proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(recognition_metadata(metadata)))
+    proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
+
+
+def with_metadata(onnx_model_bytes: bytes, metadata: dict) -> bytes:
+    return embedded_metadata(onnx_model_bytes, recognition_metadata(metadata))
 
 
 def export_onnx(model_path, out_path: Path) -> Path:

@@ -19,13 +19,14 @@ from tqdm import tqdm
 
 from digitrec.errors import DigitrecError
 from digitrec.fileio import atomic_path, write_bytes_atomic
-from digitrec.inference.backends import ONNX_INPUT, ONNX_OUTPUT
 from digitrec.mnist import TUNING_START, WHITE
+from digitrec.model_files import ONNX_INPUT, ONNX_OUTPUT
 from digitrec.models.registry import build_model, parameter_count
 from digitrec.reading.line_model import BLANK, LINE_CLASSES, LINE_INPUT_HEIGHT, LINE_WIDTH_STEP, line_input
 from digitrec.synthetic.line_masks import synthetic_line
 from digitrec.training.checkpoint import model_state, optimizer_state, read_checkpoint, save_checkpoint
 from digitrec.training.config import LineTrainConfig
+from digitrec.training.export import embedded_metadata, traced_onnx
 
 log = logging.getLogger(__name__)
 
@@ -186,24 +187,9 @@ def train_line_model(
 
 def export_line_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> Path:
     """The line model as ONNX, with dynamic batch and width axes and its history in the metadata."""
-    import io
-    import json
-
-    import onnx
-
-    from digitrec.model_files import METADATA_KEY
-
-    model = model.eval()
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        model, (torch.zeros(1, 1, LINE_INPUT_HEIGHT, 64),), buffer, input_names=[ONNX_INPUT],
-        output_names=[ONNX_OUTPUT], opset_version=17, dynamo=False,
-        dynamic_axes={ONNX_INPUT: {0: "batch", 3: "width"}, ONNX_OUTPUT: {0: "batch", 1: "steps"}},
-    )  # fmt: skip
-    proto = onnx.load_from_string(buffer.getvalue())
-    proto.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
-    onnx.checker.check_model(proto)
-    write_bytes_atomic(path, proto.SerializeToString())
+    example = torch.zeros(1, 1, LINE_INPUT_HEIGHT, 64)
+    axes = {ONNX_INPUT: {0: "batch", 3: "width"}, ONNX_OUTPUT: {0: "batch", 1: "steps"}}
+    write_bytes_atomic(path, embedded_metadata(traced_onnx(model, example, axes), metadata))
     return path
 
 
