@@ -25,6 +25,7 @@ from digitrec.errors import DigitrecError
 from digitrec.evaluation.reading import evaluate_reading, reading_of
 from digitrec.fileio import save_figure_atomic, write_json_atomic, write_text_atomic
 from digitrec.inference.recognizer import SHIPPED_PIECE_MODEL, Recognizer
+from digitrec.model_files import SHIPPED_LINE_MODEL
 from digitrec.synthetic.photos import CONDITIONS
 from digitrec.synthetic.strips import (
     BASELINE_JITTER,
@@ -52,7 +53,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--pieces", default=SHIPPED_PIECE_MODEL, help="piece model: shipped (default), a checkpoint, 'none'"
     )
     parser.add_argument(
-        "--lines", default="line-reader", help="the line model checking the cut digits, or 'none' (default %(default)s)"
+        "--lines",
+        default=SHIPPED_LINE_MODEL,
+        help="the line model checking the cut digits, or 'none' (default %(default)s)",
     )
     parser.add_argument("--split", choices=["test", "train"], default="test", help="test digits, or tuning digits")
     parser.add_argument("--lengths", default="2,4,6,10", help="digits per number, comma-separated (default 2,4,6,10)")

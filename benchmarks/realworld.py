@@ -33,6 +33,7 @@ from digitrec.images.framing import mnist_frame
 from digitrec.inference.files import predict_files, read_files
 from digitrec.inference.recognizer import Recognizer
 from digitrec.mnist import WHITE
+from digitrec.model_files import SHIPPED_LINE_MODEL
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_DATA_ENV = "DIGITREC_DEV_DATA"
@@ -202,6 +203,9 @@ def table_markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.realworld", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default", help="a shipped model's name, an ONNX file or a checkpoint")
+    parser.add_argument(
+        "--lines", default=SHIPPED_LINE_MODEL, help="the line model: the shipped one (default) or an ONNX file"
+    )
     parser.add_argument("--usps", type=int, default=7291, help="USPS digits to read (default all 7,291; 0: none)")
     parser.add_argument("--cheques", type=int, default=128, help="cheque amounts to read (default all 128; 0: none)")
     parser.add_argument("--dev-data", type=Path, help=f"the dev sets' folder (default ${DEV_DATA_ENV} or ../shared)")
@@ -210,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     dev = args.dev_data or dev_data_dir()
-    recognizer = Recognizer.load(args.model)
+    recognizer = Recognizer.load(args.model, lines=args.lines)
     started = time.perf_counter()
     report: dict = {"model": str(args.model), "command": "python -m benchmarks.realworld " + shlex.join(argv or [])}
     if args.usps:
