@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -105,16 +105,22 @@ def ink_box(mask: np.ndarray, left: int, right: int) -> tuple[int, int, int, int
 
 @dataclass
 class LineModelViews:
-    """The line model's reading of one line at each of LINE_VIEW_SCALES: its log-probs, the digit height each view
-    was read at, and the best path of each (text -> its digits with their columns, `digit_spans`)."""
+    """The line model's reading of one line at each of LINE_VIEW_SCALES: its log-probs, and the best path of each
+    (text -> its digits with their columns, `digit_spans`)."""
 
     log_probs: list[np.ndarray]
-    heights: list[float]
     readings: dict[str, list[tuple[int, float, int, int]]]
+    likelihoods: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # text -> per view, as computed
+
+    def view_likelihoods(self, text: str) -> np.ndarray:
+        """log P(text | line) under CTC in each view (each text's computed once)."""
+        if text not in self.likelihoods:
+            self.likelihoods[text] = np.array([text_log_likelihood(view, text) for view in self.log_probs])
+        return self.likelihoods[text]
 
     def belief(self, text: str) -> float:
         """The mean over the views of log P(text | line) under CTC."""
-        return float(np.mean([text_log_likelihood(log_probs, text) for log_probs in self.log_probs]))
+        return float(self.view_likelihoods(text).mean())
 
     def best(self) -> str:
         """The views' best paths' reading the views believe most ("" where no view reads a digit)."""
@@ -127,13 +133,13 @@ class LineModelViews:
         log(1 - P(best))."""
         if not best:
             return False
-        likelihoods = np.array([text_log_likelihood(log_probs, best) for log_probs in self.log_probs])
+        likelihoods = self.view_likelihoods(best)
         others = np.log(np.maximum(-np.expm1(likelihoods), np.finfo(float).tiny))  # log(1 - P(best)) per view
         return float(likelihoods.mean() - others.mean()) >= LINE_MODEL_MARGIN
 
-    def overrules(self, best: str, cut_digits: list[int]) -> bool:
+    def overrules(self, best: str, cut_reading: list[int]) -> bool:
         """True when `best` beats the cut reader's digits by LINE_MODEL_MARGIN (mean log-likelihood)."""
-        cut = "".join(str(d) for d in cut_digits)
+        cut = "".join(str(d) for d in cut_reading)
         return bool(best) and best != cut and self.belief(best) - self.belief(cut) >= LINE_MODEL_MARGIN
 
 
@@ -143,7 +149,7 @@ def line_model_views(read_lines: LineModel, line: LineInk) -> LineModelViews:
     log_probs = [read_lines(line_input(line.mask, height)[None, None])[0] for height in heights]
     spans = [digit_spans(view, height, line.mask.shape[1]) for view, height in zip(log_probs, heights, strict=True)]
     readings = {"".join(str(digit) for digit, *_ in view_spans): view_spans for view_spans in spans}
-    return LineModelViews(log_probs, heights, readings)
+    return LineModelViews(log_probs, readings)
 
 
 def line_model_digits(
