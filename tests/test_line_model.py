@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -29,11 +30,14 @@ from digitrec.reading.line_model import (
     line_input,
     text_log_likelihood,
 )
-from digitrec.synthetic.line_masks import synthetic_line
-from digitrec.training.config import LineTrainConfig
+from digitrec.reading.lines import MIN_DIGIT_HEIGHT_PX, lines_of_ink
+from digitrec.synthetic.cheque_fields import cheque_field
+from digitrec.synthetic.line_masks import LINE_STYLES, synthetic_line
+from digitrec.training.config import LINE_STYLE_NAMES, LineTrainConfig
 from digitrec.training.lines import (
     CHECKPOINT_FILE,
     ONNX_FILE,
+    as_the_reader_sees_it,
     evaluate_lines,
     export_line_onnx,
     make_lines,
@@ -87,15 +91,63 @@ def test_digit_spans_cover_the_line_left_to_right():
 
 def test_synthetic_lines_are_seeded_and_labelled(mnist_train):
     images, labels = mnist_train.images[:2000], mnist_train.labels[:2000]
-    first = [synthetic_line(images, labels, np.random.default_rng(5)) for _ in range(3)]
-    again = [synthetic_line(images, labels, np.random.default_rng(5)) for _ in range(3)]
+    first = [synthetic_line(images, labels, np.random.default_rng(5), "latin") for _ in range(3)]
+    again = [synthetic_line(images, labels, np.random.default_rng(5), "latin") for _ in range(3)]
     for a, b in zip(first, again, strict=True):
         assert a.text == b.text and np.array_equal(a.mask, b.mask)
-    lines = [synthetic_line(images, labels, np.random.default_rng(seed)) for seed in range(200)]
+    lines = [synthetic_line(images, labels, np.random.default_rng(seed), "latin") for seed in range(200)]
     assert all(line.text.isdigit() and line.mask.dtype == np.uint8 for line in lines if line.text)
     lengths = {len(line.text) for line in lines}
     assert min(lengths) <= 2 and max(lengths) >= 8  # short and long numbers
     assert {ch for line in lines for ch in line.text} == set("0123456789")
+
+
+def test_each_named_style_draws_its_own_lines(mnist_train):
+    assert set(LINE_STYLES) == set(LINE_STYLE_NAMES)
+    images, labels = mnist_train.images[:2000], mnist_train.labels[:2000]
+    sevens = images[labels == 7][:40], labels[labels == 7][:40]
+    basic = [synthetic_line(*sevens, np.random.default_rng(seed), "basic") for seed in range(30)]
+    latin = [synthetic_line(*sevens, np.random.default_rng(seed), "latin") for seed in range(30)]
+    assert all(a.text == b.text for a, b in zip(basic, latin, strict=True))  # the same digits ...
+    assert sum(not np.array_equal(a.mask, b.mask) for a, b in zip(basic, latin, strict=True)) >= 10  # crossed 7s
+    with pytest.raises(DigitrecError, match="unknown line styles"):
+        LineTrainConfig(styles="gothic")
+    with pytest.raises(DigitrecError, match="scanned share"):
+        LineTrainConfig(scanned_share=1.5)
+
+
+def test_a_line_scanned_as_a_cheque_field_is_found_again_by_the_readers_ink_stage(mnist_train):
+    """The field is gray paper with a texture and gray ink, sized as a scan; the reader's ink stage finds the line
+    in it (as one line over the digits' columns) in most fields, and what it finds is not the drawn mask:
+    binarization breaks and thickens strokes and keeps pattern specks."""
+    images, labels = mnist_train.images[:3000], mnist_train.labels[:3000]
+    rng, found, differs, heights = np.random.default_rng(11), 0, 0, []
+    for _ in range(30):
+        line = synthetic_line(images, labels, rng, "latin")
+        scan, (first, end) = cheque_field(line.mask, line.height, rng)
+        assert scan.dtype == np.uint8 and scan.ndim == 2 and 0 <= first < end <= scan.shape[1]
+        paper = scan[:, :first] if first >= 2 else scan[:2]
+        assert paper.mean() > 120 and paper.std() > 1  # light, textured paper (grain at least)
+        found += lines_of_ink(scan) is not None
+        seen = as_the_reader_sees_it(line, np.random.default_rng(rng.integers(1 << 30)))
+        if seen is not None:
+            mask, height = seen
+            heights.append(height)
+            assert MIN_DIGIT_HEIGHT_PX <= height <= mask.shape[0]
+            resized = cv2.resize(line.mask, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_AREA) > 127
+            differs += (resized != (mask > 0)).mean() > 0.02
+    assert found >= 27  # measured: 30 of 30
+    assert len(heights) >= 15  # measured: 21 of 30 kept whole by the ink stage
+    assert differs >= len(heights) // 2  # measured: all 21
+
+
+def test_scanned_lines_are_seeded_and_change_the_inputs(mnist_train):
+    images, labels = mnist_train.images[:3000], mnist_train.labels[:3000]
+    scanned = make_lines(images, labels, 20, seed=4, scanned_share=1.0)
+    again = make_lines(images, labels, 20, seed=4, scanned_share=1.0)
+    drawn = make_lines(images, labels, 20, seed=4)
+    assert scanned.texts == again.texts and np.array_equal(scanned.columns, again.columns)
+    assert not np.array_equal(scanned.widths, drawn.widths) or not np.array_equal(scanned.columns, drawn.columns)
 
 
 def test_training_resumes_after_its_last_epoch_and_exports_the_same_model(tmp_path, mnist_train):

@@ -10,7 +10,7 @@ from pathlib import Path
 from digitrec import __version__
 from digitrec.model_files import BACKENDS, DEFAULT_BACKEND, LINE_MODELS, SHIPPED_LINE_MODEL, SHIPPED_PIECE_MODEL
 from digitrec.serve import settings
-from digitrec.training.config import AdaptConfig, LineTrainConfig, PieceTrainConfig, TrainConfig
+from digitrec.training.config import LINE_STYLE_NAMES, AdaptConfig, LineTrainConfig, PieceTrainConfig, TrainConfig
 
 ARCHIVE_ENGINES = ("local", "ray")  # inference.archive.ENGINES, named here so that the parser imports nothing heavy
 
@@ -221,6 +221,24 @@ def add_line_model_parser(commands) -> None:
     parser.add_argument("--seed", type=int, default=defaults["seed"], help="default %(default)s")
     parser.add_argument(
         "--model", choices=LINE_MODELS, default=defaults["model"], help="architecture (default %(default)s)"
+    )
+    parser.add_argument(
+        "--styles",
+        choices=LINE_STYLE_NAMES,
+        default=defaults["styles"],
+        help="how the digits are written: basic (flags of moderate length, ligatures at the foot) or latin (also "
+        "long and flat flags, crossed 7s, curled 9s, ligatures at any height); default %(default)s",
+    )
+    parser.add_argument(
+        "--scanned-share",
+        type=float,
+        default=defaults["scanned_share"],
+        metavar="SHARE",
+        help="share of the lines scanned as cheque fields (gray ink on a security pattern) and binarized by the "
+        "reader's own ink stage, as it sees real amounts (default %(default)s; drawing them is slower)",
+    )
+    parser.add_argument(
+        "--drawing-workers", type=positive_int, default=1, help="processes drawing the lines (default %(default)s)"
     )
     add_common_options(parser)
 

@@ -69,8 +69,10 @@ def command_line_model(args: argparse.Namespace) -> int:
     from digitrec.training.lines import make_line_model
 
     config = LineTrainConfig(training_lines=args.lines, validation_lines=args.validation_lines, epochs=args.epochs,
-                             seed=args.seed, model=args.model)  # fmt: skip
-    result = make_line_model(config, args.out, args.cache, data_dir=args.data_dir, progress=sys.stderr.isatty())
+                             seed=args.seed, model=args.model, styles=args.styles,
+                             scanned_share=args.scanned_share)  # fmt: skip
+    result = make_line_model(config, args.out, args.cache, data_dir=args.data_dir, progress=sys.stderr.isatty(),
+                             drawing_workers=args.drawing_workers)  # fmt: skip
     last = result["history"][-1]
     if args.json:
         print(json.dumps({"onnx": result["onnx"], **last}))

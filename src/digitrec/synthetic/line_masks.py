@@ -20,6 +20,8 @@ from digitrec.images.components import connected_components
 from digitrec.mnist import WHITE
 from digitrec.reading.lines import TALL_FRACTION, line_height
 from digitrec.synthetic.styles import (
+    FLAG_ANGLE_RANGE_DEG,
+    FLAG_LENGTH_RANGE,
     LONG_FLAG_ANGLE_RANGE_DEG,
     LONG_FLAG_LENGTH_RANGE,
     crossed_seven,
@@ -39,8 +41,6 @@ THICK_PEN_SHARE = 0.2  # lines written with a felt pen: strokes dilated ...
 THICK_PEN_RANGE = (0.02, 0.07)  # ... by this share of H on each side
 GAP_RANGE = (-0.08, 0.45)  # space between neighbours' boxes, of H (< 0: they run into each other)
 FLAGGED_ONE_SHARE = 0.5  # of the 1s
-CROSSED_SEVEN_SHARE = 0.3  # of the 7s
-HOOKED_NINE_SHARE = 0.3  # of the 9s
 SMALL_TAIL_SHARE = 0.2  # lines whose digits after the first one or two are written smaller ...
 SMALL_TAIL_SCALE = (0.5, 0.8)  # ... by this much, on the same baseline
 SEPARATOR_SHARE = 0.3  # lines with a dot or comma between two digits
@@ -48,11 +48,29 @@ TRAILING_DASH_SHARE = 0.3  # lines ending in "-" or ".-"
 UNDERLINE_SHARE = 0.15  # lines underlined
 SPECK_SHARE = 0.2  # lines with a few specks of noise
 LINE_SLOPE = 0.04  # rows per column the line may climb or fall
-LIGATURE_SHARE = 0.25  # lines written joined up: a stroke from each digit to the next one ...
-LIGATURE_LEVEL_RANGE = (0.1, 0.9)  # ... at this height (share of H above the baseline): at the foot, or at the top
-# as cursive zeros are joined ("3.000" written in one stroke)
 BORDER_CUT_SHARE = 0.1  # lines whose first or last digit is cut by the crop (up to a quarter of its width)
 BORDER_CUT_MAX = 0.25
+
+
+@dataclass(frozen=True)
+class LineStyles:
+    """How the digits of a line are written beyond MNIST's own shapes (`synthetic.styles`)."""
+
+    flag_length_range: tuple[float, float]  # a flagged 1's flag, as a share of its height
+    flag_angle_range_deg: tuple[float, float]  # below the horizontal
+    crossed_seven_share: float  # of the 7s
+    hooked_nine_share: float  # of the 9s
+    ligature_share: float  # lines written joined up: a stroke from each digit to the next one ...
+    ligature_level_range: tuple[float, float]  # ... at this height (share of H above the baseline)
+
+
+LINE_STYLES = {  # by name (training.config.LINE_STYLE_NAMES)
+    # the shipped line model's: flags of moderate length, ligatures at the foot only
+    "basic": LineStyles(FLAG_LENGTH_RANGE, FLAG_ANGLE_RANGE_DEG, 0.0, 0.0, 0.15, (0.1, 0.1)),
+    # and what the dev cheques' misreadings showed (docs/realworld.md): flags as long as the stem or nearly flat,
+    # crossed 7s, 9s curled at the foot, ligatures at any height as cursive zeros are joined ("3.000" in one stroke)
+    "latin": LineStyles(LONG_FLAG_LENGTH_RANGE, LONG_FLAG_ANGLE_RANGE_DEG, 0.3, 0.3, 0.25, (0.1, 0.9)),
+}
 
 
 @dataclass(frozen=True)
@@ -63,14 +81,14 @@ class LineMask:
 
 
 def digit_mask(
-    image: np.ndarray, label: int, height: float, rng: np.random.Generator, threshold: int
+    image: np.ndarray, label: int, height: float, rng: np.random.Generator, threshold: int, styles: LineStyles
 ) -> np.ndarray | None:
     """One MNIST digit (28x28 uint8) as an ink mask `height` tall, with its own width and slant."""
     if label == 1 and rng.random() < FLAGGED_ONE_SHARE:
-        image = flagged_one(image, rng, LONG_FLAG_LENGTH_RANGE, LONG_FLAG_ANGLE_RANGE_DEG)
-    if label == 7 and rng.random() < CROSSED_SEVEN_SHARE:
+        image = flagged_one(image, rng, styles.flag_length_range, styles.flag_angle_range_deg)
+    if label == 7 and styles.crossed_seven_share and rng.random() < styles.crossed_seven_share:
         image = crossed_seven(image, rng)
-    if label == 9 and rng.random() < HOOKED_NINE_SHARE:
+    if label == 9 and styles.hooked_nine_share and rng.random() < styles.hooked_nine_share:
         image = hooked_nine(image, rng)
     rows, cols = np.nonzero(image >= INK_LEVEL)
     if not len(rows):
@@ -105,8 +123,10 @@ def draw_mark(canvas: np.ndarray, kind: str, x: int, baseline: int, height: floa
     return x + length + 1
 
 
-def synthetic_line(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> LineMask:
-    """A seeded line of digits drawn from `images` / `labels` (MNIST training digits)."""
+def synthetic_line(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, styles: str) -> LineMask:
+    """A seeded line of digits drawn from `images` / `labels` (MNIST training digits), written in `styles` (a name
+    of LINE_STYLES)."""
+    style = LINE_STYLES[styles]
     lengths = np.array(list(LENGTH_WEIGHTS))
     weights = np.array(list(LENGTH_WEIGHTS.values()), float)
     count = int(rng.choice(lengths, p=weights / weights.sum()))
@@ -121,14 +141,14 @@ def synthetic_line(images: np.ndarray, labels: np.ndarray, rng: np.random.Genera
     canvas = np.zeros((round(3 * height) + 2 * margin, round(count * 2.2 * height) + 3 * margin), np.uint8)
     baseline0 = round(2 * height) + margin
     x, text, feet = margin, "", []
-    joined = rng.random() < LIGATURE_SHARE
-    level = rng.uniform(*LIGATURE_LEVEL_RANGE)
+    joined = rng.random() < style.ligature_share
+    level = rng.uniform(*style.ligature_level_range)
     for position in range(count):
         index = int(rng.integers(len(images)))
         size = height * (1 + rng.uniform(-SCALE_JITTER, SCALE_JITTER))
         if position >= small_from:
             size *= small_scale
-        ink = digit_mask(images[index], int(labels[index]), size, rng, threshold)
+        ink = digit_mask(images[index], int(labels[index]), size, rng, threshold, style)
         if ink is None:
             continue
         bottom = round(baseline0 + slope * x + rng.uniform(-BASELINE_JITTER, BASELINE_JITTER) * height)

@@ -188,6 +188,11 @@ class PieceTrainConfig:
             raise DigitrecError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
 
 
+# The ways of writing the line model's lines are drawn in (synthetic.line_masks.LINE_STYLES, named here so that the
+# command line's parser imports no drawing code)
+LINE_STYLE_NAMES = ("basic", "latin")
+
+
 @dataclass(frozen=True)
 class LineTrainConfig:
     """How the line model is made; saved in its checkpoint."""
@@ -200,8 +205,14 @@ class LineTrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     model: str = "linenet"
+    styles: str = LINE_STYLE_NAMES[1]  # how the digits are written (synthetic.line_masks.LINE_STYLES)
+    scanned_share: float = 0.0  # share of the lines scanned as cheque fields and binarized by the reader
 
     def __post_init__(self) -> None:
+        if self.styles not in LINE_STYLE_NAMES:
+            raise DigitrecError(f"unknown line styles {self.styles!r} (known: {', '.join(LINE_STYLE_NAMES)})")
+        if not (math.isfinite(self.scanned_share) and 0 <= self.scanned_share <= 1):
+            raise DigitrecError(f"scanned share must be a share in [0, 1], got {self.scanned_share}")
         for name in ("training_lines", "validation_lines", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise DigitrecError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")

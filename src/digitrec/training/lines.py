@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from digitrec.mnist import TUNING_START, WHITE
 from digitrec.model_files import ONNX_INPUT, ONNX_OUTPUT
 from digitrec.models.registry import build_model, parameter_count
 from digitrec.reading.line_model import BLANK, LINE_CLASSES, LINE_INPUT_HEIGHT, LINE_WIDTH_STEP, line_input
-from digitrec.synthetic.line_masks import synthetic_line
+from digitrec.reading.lines import lines_of_ink
+from digitrec.synthetic.cheque_fields import cheque_field
+from digitrec.synthetic.line_masks import LineMask, synthetic_line
 from digitrec.training.checkpoint import model_state, optimizer_state, read_checkpoint, save_checkpoint
 from digitrec.training.config import LineTrainConfig
 from digitrec.training.export import embedded_metadata, traced_onnx
@@ -31,6 +35,11 @@ from digitrec.training.export import embedded_metadata, traced_onnx
 log = logging.getLogger(__name__)
 
 CACHE_BLOCK_LINES = 10_000  # lines are cached in blocks of this many: an interrupted run loses one block at most
+# A line scanned as a cheque field (`synthetic.cheque_fields`) is learnt as the reader's ink stage sees it, unless
+# that stage lost what the label says: the line's ink must come out as one line spanning this share of its columns
+# (not a first or last digit dropped), and not as a blot (a pattern as dark as the ink, filled in)
+READER_SPAN_SHARE = 0.85
+READER_BLOT_FILL = 0.6  # of the line's box inked
 CHECKPOINT_FILE = "line-model.safetensors"
 ONNX_FILE = "line-model.onnx"
 
@@ -75,16 +84,47 @@ class LineSet:
         )
 
 
-def make_lines(images: np.ndarray, labels: np.ndarray, count: int, seed: int, progress: bool = False) -> LineSet:
-    """`count` seeded synthetic lines (lines that drew no digit are drawn again) as model inputs."""
+def as_the_reader_sees_it(line: LineMask, rng: np.random.Generator) -> tuple[np.ndarray, float] | None:
+    """`line` scanned as a cheque field and found again by the reader's ink stage: (its ink mask, the digit height
+    the reader measured), in the scan's pixels; None where that stage lost part of it (see READER_SPAN_SHARE)."""
+    scan, (first, end) = cheque_field(line.mask, line.height, rng)
+    found = lines_of_ink(scan)
+    if found is None or len(found.lines) != 1:
+        return None
+    ink = found.lines[0][0]
+    left, right = ink.x * found.scale, (ink.x + ink.mask.shape[1]) * found.scale
+    covered = min(right, end) - max(left, first)
+    if covered < READER_SPAN_SHARE * (end - first) or (ink.mask > 0).mean() > READER_BLOT_FILL:
+        return None
+    return ink.mask, ink.height
+
+
+def make_lines(
+    images: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    seed: int,
+    progress: bool = False,
+    styles: str = LineTrainConfig.styles,
+    scanned_share: float = 0.0,
+) -> LineSet:
+    """`count` seeded synthetic lines (lines that drew no digit are drawn again) as model inputs, written in
+    `styles`; `scanned_share` of them scanned as cheque fields and binarized by the reader (`as_the_reader_sees_it`;
+    a line that stage loses part of is drawn again)."""
     rng = np.random.default_rng(seed)
     inputs, texts = [], []
     with tqdm(total=count, desc="drawing lines", disable=not progress, leave=False) as bar:
         while len(texts) < count:
-            line = synthetic_line(images, labels, rng)
+            line = synthetic_line(images, labels, rng, styles)
             if not line.text:
                 continue
-            inputs.append(np.round(line_input(line.mask, line.height) * WHITE).astype(np.uint8))
+            mask, height = line.mask, line.height
+            if scanned_share and rng.random() < scanned_share:
+                seen = as_the_reader_sees_it(line, rng)
+                if seen is None:
+                    continue
+                mask, height = seen
+            inputs.append(np.round(line_input(mask, height) * WHITE).astype(np.uint8))
             texts.append(line.text)
             bar.update()
     return LineSet(np.concatenate(inputs, axis=1), np.array([x.shape[1] for x in inputs], np.int64), texts)
@@ -193,37 +233,61 @@ def export_line_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> Path
     return path
 
 
-def drawing_key() -> str:
+def drawing_key(config: LineTrainConfig) -> str:
     """A hash of how lines are drawn and fed (the source of `synthetic.line_masks`, `synthetic.styles` and
-    `reading.line_model`): part of the cache's file names, so that changing a rule draws new lines instead of
-    reusing the old ones."""
+    `reading.line_model`, and the config's styles and scanned share; scanned lines also hash
+    `synthetic.cheque_fields` and the reader's ink stage, `reading.lines`, `images.ink`, `images.photo`): part of
+    the cache's file names, so that changing a rule draws new lines instead of reusing the old ones."""
     import hashlib
     import inspect
 
-    from digitrec.reading import line_model
-    from digitrec.synthetic import line_masks, styles
+    from digitrec.images import ink, photo
+    from digitrec.reading import line_model, lines
+    from digitrec.synthetic import cheque_fields, line_masks, styles
 
-    source = inspect.getsource(line_masks) + inspect.getsource(styles) + inspect.getsource(line_model)
+    modules = [line_masks, styles, line_model]
+    if config.scanned_share:
+        modules += [cheque_fields, lines, ink, photo]
+    source = "".join(inspect.getsource(module) for module in modules)
+    if (config.styles, config.scanned_share) != (LineTrainConfig.styles, 0.0):  # the key of lines drawn before these
+        source += f"styles={config.styles} scanned={config.scanned_share}"
     return hashlib.sha256(source.encode()).hexdigest()[:12]
 
 
-def make_line_model(config: LineTrainConfig, out_dir: Path, cache_dir: Path, data_dir=None, progress=False) -> dict:
-    """Synthetic lines (cached in blocks in `cache_dir`), then the model in `out_dir`."""
+def draw_block(path: Path, images: np.ndarray, labels: np.ndarray, count: int, seed: int, draw: dict) -> Path:
+    """One cache block of lines, written to `path` (atomically) unless it is there."""
+    cached_lines(path, lambda: make_lines(images, labels, count, seed, **draw))
+    return path
+
+
+def draw_blocks(calls: list[tuple], workers: int, progress: bool) -> None:
+    """`draw_block` for each of `calls` (its arguments), in `workers` processes."""
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(calls) > 1 else nullcontext() as pool:
+        drawn = pool.map(draw_block, *zip(*calls, strict=True)) if pool else (draw_block(*call) for call in calls)
+        for _ in tqdm(drawn, total=len(calls), desc="drawing blocks of lines", disable=not progress, leave=False):
+            pass
+
+
+def make_line_model(
+    config: LineTrainConfig, out_dir: Path, cache_dir: Path, data_dir=None, progress=False, drawing_workers: int = 1
+) -> dict:
+    """Synthetic lines (cached in blocks in `cache_dir`, drawn by `drawing_workers` processes), then the model in
+    `out_dir`."""
     from digitrec.data.datasets import load_split
 
     train = load_split("train", data_dir)
-    images, labels = train.images[:TUNING_START], train.labels[:TUNING_START]
-    key = drawing_key()
-    blocks = []
+    training_digits = train.images[:TUNING_START], train.labels[:TUNING_START]
+    tuning_digits = train.images[TUNING_START:], train.labels[TUNING_START:]
+    key, draw = drawing_key(config), {"styles": config.styles, "scanned_share": config.scanned_share}
+    calls = []
     for start in range(0, config.training_lines, CACHE_BLOCK_LINES):
         stop = min(start + CACHE_BLOCK_LINES, config.training_lines)
-        seed = config.seed * 1_000_003 + start
         path = cache_dir / f"lines-{start}-{stop}-seed{config.seed}-{key}.npz"
-        blocks.append(cached_lines(path, lambda n=stop - start, s=seed: make_lines(images, labels, n, s, progress)))
-    validation = cached_lines(
-        cache_dir / f"validation-{config.validation_lines}-seed{config.seed}-{key}.npz",
-        lambda: make_lines(train.images[TUNING_START:], train.labels[TUNING_START:], config.validation_lines,
-                           config.seed + 7, progress),
-    )  # fmt: skip
+        calls.append((path, *training_digits, stop - start, config.seed * 1_000_003 + start, draw))
+    validation = cache_dir / f"validation-{config.validation_lines}-seed{config.seed}-{key}.npz"
+    calls.append((validation, *tuning_digits, config.validation_lines, config.seed + 7, draw))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    draw_blocks([call for call in calls if not call[0].exists()], drawing_workers, progress)
+    training = LineSet.concatenate([LineSet.load(call[0]) for call in calls[:-1]])
     out_dir.mkdir(parents=True, exist_ok=True)
-    return train_line_model(config, LineSet.concatenate(blocks), validation, out_dir, progress)
+    return train_line_model(config, training, LineSet.load(validation), out_dir, progress)
