@@ -204,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.realworld", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default", help="a shipped model's name, an ONNX file or a checkpoint")
     parser.add_argument(
-        "--lines", default=SHIPPED_LINE_MODEL, help="the line model: the shipped one (default) or an ONNX file"
+        "--lines",
+        default=SHIPPED_LINE_MODEL,
+        help="the line models: the shipped ones (default) or ONNX files, comma-separated",
     )
     parser.add_argument("--usps", type=int, default=7291, help="USPS digits to read (default all 7,291; 0: none)")
     parser.add_argument("--cheques", type=int, default=128, help="cheque amounts to read (default all 128; 0: none)")

@@ -14,7 +14,11 @@ from digitrec.errors import DigitrecError
 WEIGHTS_DIR = Path(__file__).parent / "weights"  # models shipped inside the package
 DEFAULT_MODEL = "default"  # the shipped classifier
 SHIPPED_PIECE_MODEL = "piece-scorer"  # the shipped piece model the reader cuts lines with (digitrec.reading.pieces)
-SHIPPED_LINE_MODEL = "line-reader"  # the shipped line model that checks the reader's cut digits (reading.line_model)
+# The shipped line models that check the reader's cut digits (reading.line_model), their views pooled: one trained on
+# drawn lines, one on lines half of which were scanned as cheque fields and binarized by the reader (docs/realworld.md)
+SHIPPED_LINE_MODELS = ("line-reader", "line-reader-scanned")
+LINE_MODEL_SEPARATOR = ","  # `--lines A,B`: several line models, their views pooled
+SHIPPED_LINE_MODEL = LINE_MODEL_SEPARATOR.join(SHIPPED_LINE_MODELS)  # what `read --lines` defaults to
 # The line model's architectures (models.registry): LineNet, and LineNet with a bidirectional GRU over the line
 LINE_MODEL = "linenet"
 LINE_GRU_MODEL = "linenet-gru"
@@ -75,7 +79,7 @@ def resolve_model_path(model: str | os.PathLike, suffix: str = CHECKPOINT_SUFFIX
     shipped = shipped_model(model, suffix)
     if shipped is not None:
         return shipped
-    if model in (DEFAULT_MODEL, SHIPPED_PIECE_MODEL, SHIPPED_LINE_MODEL):
+    if model in (DEFAULT_MODEL, SHIPPED_PIECE_MODEL, *SHIPPED_LINE_MODELS):
         raise DigitrecError(
             f"the shipped model {model!r} is missing from the package ({WEIGHTS_DIR}); reinstall digitrec"
         )

@@ -360,7 +360,8 @@ def add_read_parser(commands) -> None:
     parser.add_argument(
         "--lines",
         default=SHIPPED_LINE_MODEL,
-        help="the line model that reads each line whole and overrules the cut digits where it is much surer: the "
-        "shipped one (default), an ONNX file from `digitrec line-model`, or 'none' (cut digits only)",
+        help="the line models that read each line whole and overrule the cut digits where much surer, their views "
+        "pooled: the shipped ones (default %(default)s), ONNX files from `digitrec line-model` separated by commas, "
+        "or 'none' (cut digits only)",
     )
     add_archive_options(parser)

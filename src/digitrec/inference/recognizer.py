@@ -23,7 +23,13 @@ from digitrec.images.photo import photo_file_to_mnist, photo_to_mnist
 from digitrec.inference.backends import DEFAULT_BACKEND, load_network
 from digitrec.inference.views import View, average_over_views, model_views
 from digitrec.mnist import PIXEL_MAX, WHITE
-from digitrec.model_files import LINE_MODELS, SHIPPED_LINE_MODEL, SHIPPED_PIECE_MODEL, adapted_pieces
+from digitrec.model_files import (
+    LINE_MODEL_SEPARATOR,
+    LINE_MODELS,
+    SHIPPED_LINE_MODEL,
+    SHIPPED_PIECE_MODEL,
+    adapted_pieces,
+)
 from digitrec.numeric import softmax
 from digitrec.reading.line_model import LINE_CLASSES, LineModel
 from digitrec.reading.pieces import PIECE_CLASSES, piece_model_scorer
@@ -76,7 +82,7 @@ class Recognizer:
         network,
         views: list[View] | None = None,
         piece_scorer: PieceScorer | None = None,
-        line_model: LineModel | None = None,
+        line_models: list[LineModel] | None = None,
     ) -> None:
         self.network = network  # inference.backends: OnnxNetwork or TorchNetwork
         self.metadata = network.metadata
@@ -88,8 +94,8 @@ class Recognizer:
         self.views = list(views or [])  # test-time augmentation views; [] reads each image once
         # rates the candidate pieces of a line when reading numbers; None: this classifier's quick confidence
         self.piece_scorer = piece_scorer
-        # reads each line whole and overrules the cut digits where much surer (reading.line_model); None: cuts only
-        self.line_model = line_model
+        # read each line whole and overrule the cut digits where much surer (reading.line_model); []: cuts only
+        self.line_models = list(line_models or [])
         # how `load` made it (its keyword arguments, JSON-like): another process makes the same one from these;
         # None when built from its parts
         self.load_arguments: dict | None = None
@@ -110,7 +116,8 @@ class Recognizer:
         through the model's test-time views (faster, a little less accurate; the calibration was fit with the
         views). `pieces` is the piece model `read` cuts lines with (the shipped one, a model of one's own, or None:
         the classifier's own confidence). `threads`: onnxruntime's threads per model (0: its choice). `lines`: the
-        line model that checks the cut digits of each line (the shipped one, an ONNX file of one's own, or None)."""
+        line models that check the cut digits of each line, their views pooled (the shipped ones; an ONNX file of
+        one's own, several separated by commas, or None)."""
         network = load_network(model, backend, threads)
         views = model_views(network.metadata) if tta else []
         piece_model = None if pieces is None else str(pieces)
@@ -119,7 +126,7 @@ class Recognizer:
         if pieces == SHIPPED_PIECE_MODEL:  # an adapted model's folder brings its own piece model
             pieces = adapted_pieces(model) or pieces
         piece_scorer = load_piece_scorer(pieces, backend, threads) if pieces else None
-        recognizer = cls(network, views, piece_scorer, load_line_model(lines, threads) if lines else None)
+        recognizer = cls(network, views, piece_scorer, load_line_models(lines, threads) if lines else None)
         recognizer.load_arguments = arguments
         return recognizer
 
@@ -190,7 +197,7 @@ class Recognizer:
             self.image_size,
             score_pieces=self.piece_scorer_or_default(),
             deadline=deadline,
-            read_lines=self.line_model,
+            read_lines=self.line_models,
         )
 
     def piece_scorer_or_default(self) -> PieceScorer:
@@ -217,6 +224,14 @@ class Recognizer:
 def is_picture(x) -> bool:
     """A PIL image (or anything like one)."""
     return hasattr(x, "convert") and hasattr(x, "size") and hasattr(x, "load")
+
+
+def load_line_models(models: str | os.PathLike, threads: int = 0) -> list[LineModel]:
+    """The line models named in `models` (one name or file, or several separated by LINE_MODEL_SEPARATOR)."""
+    names = [name.strip() for name in str(models).split(LINE_MODEL_SEPARATOR) if name.strip()]
+    if not names:
+        raise DigitrecError(f"{models!r}: no line model named")
+    return [load_line_model(name, threads) for name in names]
 
 
 def load_line_model(model: str | os.PathLike, threads: int = 0) -> LineModel:

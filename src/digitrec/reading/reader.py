@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,11 +30,12 @@ WORD_GAP_TIMES_MEDIAN = 2.5  # ... when it is also this many times the line's me
 # lines of 28 MNIST digits, 70 H: 8 s). Images of scattered specks make many long lines of short specks (860 H for
 # 300 specks, 38 s); four lines of 20 digits are 80 H. Past these, the image is refused.
 MAX_LINES = 30
-# The line model overrules the cut reader on a line when it believes another reading this much more than the cut
-# reader's digits (log-likelihood under CTC, averaged over LINE_VIEW_SCALES): chosen on the dev cheques
-# (docs/realworld.md), where the cut reader alone is right more often than the line model alone but is often wrong
-# with a reading the line model finds unlikely (flagged 1s cut in two, cursive zeros cut into other digits).
-LINE_MODEL_MARGIN = 6.0
+# The line models overrule the cut reader on a line when they believe another reading this much more than the cut
+# reader's digits (log-likelihood under CTC, averaged over LINE_VIEW_SCALES and the models): chosen on the dev
+# cheques (docs/realworld.md), where the cut reader is often wrong with a reading the line models find unlikely
+# (flagged 1s cut in two, cursive zeros cut into other digits); with the two shipped line models, margins 2-5 read
+# 78.9-79.7% of them, 6: 77.3%; the middle of that plateau.
+LINE_MODEL_MARGIN = 4.0
 # The line is read at its measured digit height H and at H 10% smaller and larger: H is measured from the line's
 # components and is off where digits touch or differ in size; the three views read 73.4% of the dev cheques alone,
 # one view 67.2% (docs/realworld.md).
@@ -143,10 +145,11 @@ class LineModelViews:
         return bool(best) and best != cut and self.belief(best) - self.belief(cut) >= LINE_MODEL_MARGIN
 
 
-def line_model_views(read_lines: LineModel, line: LineInk) -> LineModelViews:
-    """`line` read by the line model at each of LINE_VIEW_SCALES x its digit height."""
-    heights = [line.height * s for s in LINE_VIEW_SCALES]
-    log_probs = [read_lines(line_input(line.mask, height)[None, None])[0] for height in heights]
+def line_model_views(read_lines: Sequence[LineModel], line: LineInk) -> LineModelViews:
+    """`line` read by each line model at each of LINE_VIEW_SCALES x its digit height (the views of all pooled)."""
+    heights = [line.height * s for _ in read_lines for s in LINE_VIEW_SCALES]
+    inputs = [line_input(line.mask, line.height * s)[None, None] for s in LINE_VIEW_SCALES]
+    log_probs = [model(x)[0] for model in read_lines for x in inputs]
     spans = [digit_spans(view, height, line.mask.shape[1]) for view, height in zip(log_probs, heights, strict=True)]
     readings = {"".join(str(digit) for digit, *_ in view_spans): view_spans for view_spans in spans}
     return LineModelViews(log_probs, readings)
@@ -202,14 +205,14 @@ def read_number(
     size: int = IMAGE_SIZE,
     score_pieces: PieceScorer | None = None,
     deadline: float | None = None,
-    read_lines: LineModel | None = None,
+    read_lines: Sequence[LineModel] = (),
 ) -> NumberReading:
     """Every digit in `image` (PIL image or array), in lines, left to right. `classify` reads the final digits;
     `score_pieces` (default: `classify`'s confidence) rates the candidate pieces of a line, of which there are many.
     `deadline` (a `time.monotonic()` value): past it (checked between lines and at every cut of a line), the
-    reading stops with a DigitrecError. `read_lines` (a line model, `reading.line_model`) reads each line whole and
-    overrules the cut digits where it is much surer of its own (`LineModelViews.overrules`); a line it reads so
-    surely that no cut reading could stand against it is not cut at all (`LineModelViews.settles`).
+    reading stops with a DigitrecError. `read_lines` (line models, `reading.line_model`, their views pooled) read
+    each line whole and overrule the cut digits where much surer of their own reading (`LineModelViews.overrules`);
+    a line they read so surely that no cut reading could stand against it is not cut at all (`.settles`).
     """
     score_pieces = score_pieces or confidence_scorer(classify)
     found = lines_of_ink(image)
