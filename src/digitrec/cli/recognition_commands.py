@@ -55,7 +55,10 @@ def command_predict(args: argparse.Namespace) -> int:
     from digitrec.inference.recognizer import Recognizer
 
     use_opencv_threads()
-    recognizer = Recognizer.load(args.model, backend=args.backend, tta=args.tta, threads=args.threads or 0)
+    # single digits: the reader's piece and line models are not loaded (as the archive engines' predict does)
+    recognizer = Recognizer.load(
+        args.model, backend=args.backend, tta=args.tta, threads=args.threads or 0, pieces=None, lines=None
+    )
     results = predict_files(recognizer, args.paths, debug_dir=args.debug_dir, processes=args.jobs)
     if args.json:
         print(json.dumps([result.to_json() for result in results]))
