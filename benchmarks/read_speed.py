@@ -31,8 +31,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks.realworld import dev_data_dir
+from benchmarks.realworld import DEV_DATA_ENV, dev_data_dir
 from digitrec.data.datasets import load_split
+from digitrec.errors import DigitrecError
 from digitrec.fileio import write_json_atomic, write_text_atomic
 from digitrec.synthetic.strips import READING_CONDITIONS, evaluation_strip
 
@@ -84,6 +85,8 @@ def export_source(commit: str, folder: Path) -> Path:
 
 def cheque_inputs(count: int) -> tuple[list[str], list[str]]:
     folder = dev_data_dir() / "cheque-amounts"
+    if not (folder / "labels.tsv").is_file():
+        raise DigitrecError(f"{folder / 'labels.tsv'}: no dev cheque amounts there (set ${DEV_DATA_ENV})")
     rows = [line.split("\t") for line in (folder / "labels.tsv").read_text().splitlines()[1:]][:count]
     return [str(folder / name) for name, _ in rows], [label for _, label in rows]
 
@@ -152,7 +155,14 @@ def markdown(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
+    try:
+        return run(parse_args(argv), argv)
+    except DigitrecError as exc:
+        print(f"benchmarks.read_speed: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
     cores = os.cpu_count() or 1
     report = {"command": "python -m benchmarks.read_speed " + shlex.join(argv), "baseline": args.baseline,
               "cpu_count": cores, "load_average": os.getloadavg()[0], "workloads": {},
