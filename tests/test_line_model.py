@@ -40,6 +40,7 @@ from digitrec.training.lines import (
     as_the_reader_sees_it,
     evaluate_lines,
     export_line_onnx,
+    make_line_model,
     make_lines,
     train_line_model,
 )
@@ -148,6 +149,19 @@ def test_scanned_lines_are_seeded_and_change_the_inputs(mnist_train):
     drawn = make_lines(images, labels, 20, seed=4)
     assert scanned.texts == again.texts and np.array_equal(scanned.columns, again.columns)
     assert not np.array_equal(scanned.widths, drawn.widths) or not np.array_equal(scanned.columns, drawn.columns)
+
+
+def test_lines_are_drawn_in_processes_cached_and_read_back(tmp_path, mnist_dir):
+    """`make_line_model` draws the missing cache blocks (two processes here), trains, and a rerun neither draws
+    nor trains again: the same blocks, untouched, the same history."""
+    config = LineTrainConfig(training_lines=120, validation_lines=20, epochs=1, batch_size=32, scanned_share=0.5)
+    torch.set_num_threads(2)
+    first = make_line_model(config, tmp_path / "run", tmp_path / "cache", data_dir=mnist_dir, drawing_workers=2)
+    blocks = {path.name: path.stat().st_mtime_ns for path in (tmp_path / "cache").iterdir()}
+    assert len(blocks) == 2 and any(name.startswith("validation-20-") for name in blocks)
+    again = make_line_model(config, tmp_path / "run", tmp_path / "cache", data_dir=mnist_dir, drawing_workers=2)
+    assert {path.name: path.stat().st_mtime_ns for path in (tmp_path / "cache").iterdir()} == blocks
+    assert again["history"] == first["history"]
 
 
 def test_training_resumes_after_its_last_epoch_and_exports_the_same_model(tmp_path, mnist_train):

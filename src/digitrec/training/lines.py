@@ -130,15 +130,6 @@ def make_lines(
     return LineSet(np.concatenate(inputs, axis=1), np.array([x.shape[1] for x in inputs], np.int64), texts)
 
 
-def cached_lines(path: Path, make) -> LineSet:
-    if path.exists():
-        return LineSet.load(path)
-    lines = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines.save(path)
-    return lines
-
-
 def width_batches(lines: LineSet, batch_size: int, generator: np.random.Generator) -> list[np.ndarray]:
     """Batches of lines of similar width (little padding), in a random order; lines shuffled within a width."""
     order = np.lexsort((generator.random(len(lines)), lines.widths))
@@ -255,13 +246,13 @@ def drawing_key(config: LineTrainConfig) -> str:
 
 
 def draw_block(path: Path, images: np.ndarray, labels: np.ndarray, count: int, seed: int, draw: dict) -> Path:
-    """One cache block of lines, written to `path` (atomically) unless it is there."""
-    cached_lines(path, lambda: make_lines(images, labels, count, seed, **draw))
+    """One cache block of lines, drawn and written to `path` (atomically)."""
+    make_lines(images, labels, count, seed, **draw).save(path)
     return path
 
 
 def draw_blocks(calls: list[tuple], workers: int, progress: bool) -> None:
-    """`draw_block` for each of `calls` (its arguments), in `workers` processes."""
+    """`draw_block` for each of `calls` (its arguments: the blocks not cached yet), in `workers` processes."""
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(calls) > 1 else nullcontext() as pool:
         drawn = pool.map(draw_block, *zip(*calls, strict=True)) if pool else (draw_block(*call) for call in calls)
         for _ in tqdm(drawn, total=len(calls), desc="drawing blocks of lines", disable=not progress, leave=False):
