@@ -85,6 +85,7 @@ function clearPad() {
   padContext.clearRect(0, 0, pad.width, pad.height);
   hasInk = false;
   clearTimeout(debounceTimer);
+  requestNumber++; // an answer still on its way is for a drawing that is gone
   if (inFlight) inFlight.abort();
   showEmpty("Draw a digit to start.");
 }
@@ -149,10 +150,10 @@ async function requestPrediction(form, source) {
   statusLine.textContent = "Asking the model…";
   try {
     const response = await fetch("/v1/predict", { method: "POST", body: form, headers, signal: inFlight.signal });
-    const answer = await response.json().catch(() => ({}));
-    if (number !== requestNumber) return; // a newer request is on its way
-    if (!response.ok) {
-      showError(response.status, answer.detail);
+    const answer = await response.json().catch(() => null);
+    if (number !== requestNumber) return; // a newer request is on its way, or the pad was cleared
+    if (!response.ok || answer === null) {
+      showError(response.status, answer?.detail);
       return;
     }
     showPrediction(answer, source);
