@@ -29,6 +29,16 @@ RUNS = 5
 HEAVY_MODULES = ("torch", "sklearn", "matplotlib", "scipy")
 
 
+def installed_digitrec() -> str:
+    """The `digitrec` command of the environment running this benchmark (beside its interpreter), else the one on
+    PATH; a one-line error where there is none."""
+    beside = Path(sys.executable).parent / "digitrec"
+    found = str(beside) if beside.is_file() else shutil.which("digitrec")
+    if found is None:
+        sys.exit(f"error: no `digitrec` command beside {sys.executable} or on PATH: install the project first")
+    return found
+
+
 def timed_runs(command: list[str], runs: int) -> list[float]:
     seconds = []
     for _ in range(runs):
@@ -53,13 +63,13 @@ def build_light_venv(venv: Path) -> None:
     )  # fmt: skip
 
 
-def light_venv_report(venv: Path) -> dict:
+def light_venv_report(venv: Path, full_digitrec: str) -> dict:
     python = str(venv / "bin" / "python")
     probe = "import importlib.util, json; print(json.dumps({m: importlib.util.find_spec(m) is not None for m in %r}))"
     installed = json.loads(subprocess.run([python, "-c", probe % (HEAVY_MODULES,)], capture_output=True, text=True,
                                           check=True).stdout)  # fmt: skip
     answers = {}
-    for name, executable in (("light", str(venv / "bin" / "digitrec")), ("full", shutil.which("digitrec") or "")):
+    for name, executable in (("light", str(venv / "bin" / "digitrec")), ("full", full_digitrec)):
         predicted = subprocess.run([executable, "predict", str(EXAMPLES), "--json"], capture_output=True, text=True)
         read = subprocess.run([executable, "read", str(EXAMPLES), "--json"], capture_output=True, text=True)
         answers[name] = [(Path(row["path"]).name, row["digit"]) for row in json.loads(predicted.stdout)] + [
@@ -105,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--light-venv", type=Path, help="build a `pip install .` venv here and measure it too")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "bench", help="default results/bench")
     args = parser.parse_args(argv)
-    digitrec = shutil.which("digitrec") or str(Path(sys.executable).parent / "digitrec")
+    digitrec = installed_digitrec()
     report = {
         "help_seconds": timed_runs([digitrec, "--help"], RUNS),
         "predict_one_png_seconds": timed_runs([digitrec, "predict", str(EXAMPLE_PNG)], RUNS),
@@ -113,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.light_venv:
         build_light_venv(args.light_venv)
-        report["light_venv"] = light_venv_report(args.light_venv)
+        report["light_venv"] = light_venv_report(args.light_venv, digitrec)
     command = "python -m benchmarks.startup" + (f" --light-venv {args.light_venv}" if args.light_venv else "")
     write_json_atomic(args.out / "startup.json", report)
     write_text_atomic(args.out / "startup.md", markdown(report, command))
