@@ -4,7 +4,9 @@
 
 Every figure is the median of repeated runs, with the spread (min-max) beside it. FLOPs are counted by forward
 hooks on Conv2d/Linear layers (2 FLOPs per multiply-add); a training step counts 3x the forward FLOPs (forward,
-and the two products of the backward pass). The peak FP32 rate is derived from /proc/cpuinfo (see `cpu_peak`).
+and the two products of the backward pass). The peak FP32 rate is derived from /proc/cpuinfo (see `cpu_peak`); as
+cpuinfo's clock is the base clock, not the turbo one, the rate of a large FP32 matrix product on the same threads
+is measured too (`matmul_rate`), a peak that can be reached, and each figure given against both.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,8 @@ TRAINING_RUNS = (
 INFERENCE_BATCHES = (1, 32, 1024)
 TRAIN_IMAGES = 4096  # images per timed training pass
 TRAINING_STEP_FLOP_FACTOR = 3  # forward + backward (grad wrt inputs and wrt weights)
+MATMUL_SIZE = 2048  # the square FP32 matrices of the measured peak: large enough for BLAS's best rate, 50 MB in all
+ONNX_OPSET, ONNX_IR_VERSION = 17, 8  # of the one-node MatMul model: what the pinned onnxruntime reads
 
 
 def count_forward_flops(model: nn.Module, image_size: int = 28) -> int:
@@ -93,6 +98,40 @@ def cpu_peak(threads: int) -> dict:
         "flops_per_cycle_per_core": per_cycle,
         "peak_gflops": threads * mhz / 1000 * per_cycle,
     }
+
+
+def onnx_matmul(threads: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A @ B on onnxruntime (its own BLAS, MLAS) with `threads` threads."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    square = [MATMUL_SIZE, MATMUL_SIZE]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "matmul",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, square) for name in ("a", "b")],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, square)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)], ir_version=ONNX_IR_VERSION)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return lambda a, b: session.run(None, {"a": a, "b": b})[0]
+
+
+def matmul_rate(threads: int, repeats: int) -> dict:
+    """GFLOP/s of a MATMUL_SIZE x MATMUL_SIZE FP32 matrix product (2 n^3 FLOPs) on `threads` threads, by torch's
+    BLAS and by onnxruntime's (which is faster differs by CPU: MKL is slow on AMD): the best of `repeats` each."""
+    a, b = np.random.default_rng(0).standard_normal((2, MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32)
+    products = {
+        "torch": lambda: torch.from_numpy(a) @ torch.from_numpy(b),
+        "onnxruntime": partial(onnx_matmul(threads), a, b),
+    }
+    rates = {
+        name: max(2 * MATMUL_SIZE**3 / s / 1e9 for s in timed(product, repeats)) for name, product in products.items()
+    }
+    best = max(rates, key=rates.get)
+    return {"best_gflops": rates[best], "best_library": best, "gflops": rates, "repeats": repeats}
 
 
 def timed(function: Callable[[], object], repeats: int) -> list[float]:
@@ -202,8 +241,16 @@ def end_to_end_latency(name: str, images: np.ndarray, calls: int) -> dict:
             "calls": calls}  # fmt: skip
 
 
-def peak_share(images_per_second: float, flops_per_image: int, peak: dict) -> float:
-    return images_per_second * flops_per_image / (peak["peak_gflops"] * 1e9)
+def peak_share(images_per_second: float, flops_per_image: int, peak_gflops: float) -> float:
+    return images_per_second * flops_per_image / (peak_gflops * 1e9)
+
+
+def shares(images_per_second: float, flops_per_image: int, report: dict) -> str:
+    """'x% | y%': of the assumed peak, and of the measured matrix-product rate (where the report has it)."""
+    nominal = peak_share(images_per_second, flops_per_image, report["peak"]["peak_gflops"])
+    matmul = report.get("matmul")
+    reached = f"{peak_share(images_per_second, flops_per_image, matmul['best_gflops']):.1%}" if matmul else "-"
+    return f"{nominal:.1%} | {reached}"
 
 
 def markdown(report: dict) -> str:
@@ -214,20 +261,27 @@ def markdown(report: dict) -> str:
         f"{peak['threads']} cores x {peak['ghz']:.2f} GHz x {peak['flops_per_cycle_per_core']} FLOPs/cycle = "
         f"{peak['peak_gflops']:.0f} GFLOP/s. Figures: median (min-max) of {report['repeats']} runs."
         + (f" 1-minute load average at the end: {report['load_average']:.1f}." if "load_average" in report else ""),
+    ]
+    if "matmul" in report:
+        matmul = report["matmul"]
+        rates = ", ".join(f"{name} {rate:.0f}" for name, rate in matmul["gflops"].items())
+        lines[-1] += (f" Measured FP32 matrix product ({MATMUL_SIZE}x{MATMUL_SIZE}, same threads, best of "
+                      f"{matmul['repeats']}): {rates} GFLOP/s.")  # fmt: skip
+    lines += [
         "",
-        "| what | model | backend | batch | images/s | % of peak FP32 |",
-        "|---|---|---|---|---|---|",
+        "| what | model | backend | batch | images/s | % of assumed peak FP32 | % of measured matrix product |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in report["training"]:
         rate = row["images_per_second"]
-        share = peak_share(rate["median"], row["flops_per_image"], peak)
+        share = shares(rate["median"], row["flops_per_image"], report)
         lines.append(f"| training | {row['model']} | torch | {row['batch_size']} | {rate['median']:,.0f} "
-                     f"({rate['min']:,.0f}-{rate['max']:,.0f}) | {share:.1%} |")  # fmt: skip
+                     f"({rate['min']:,.0f}-{rate['max']:,.0f}) | {share} |")  # fmt: skip
     for row in report["inference"]:
         rate = row["images_per_second"]
-        share = peak_share(rate["median"], row["flops_per_image"], peak)
+        share = shares(rate["median"], row["flops_per_image"], report)
         lines.append(f"| inference | {report['inference_model']} | {row['backend']} | {row['batch']} | "
-                     f"{rate['median']:,.0f} ({rate['min']:,.0f}-{rate['max']:,.0f}) | {share:.1%} |")  # fmt: skip
+                     f"{rate['median']:,.0f} ({rate['min']:,.0f}-{rate['max']:,.0f}) | {share} |")  # fmt: skip
     latency = report["end_to_end"]
     lines += ["", f"End to end, PNG file -> answer ({latency['calls']} calls, {report['inference_model']}, torch): "
                   f"p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms."]  # fmt: skip
@@ -250,6 +304,7 @@ def main() -> None:
         "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
         "repeats": repeats,
         "peak": cpu_peak(args.threads),
+        "matmul": matmul_rate(args.threads, repeats),
         "inference_model": args.model,
         "training": [training_throughput(n, cl, test.images, test.labels, repeats) for n, cl in TRAINING_RUNS],
         "inference": inference_throughput(args.model, test.images, args.threads, repeats),

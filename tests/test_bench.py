@@ -1,6 +1,6 @@
 """The benchmark's FLOP count and peak estimate, on values computed by hand."""
 
-from benchmarks.bench import count_forward_flops, cpu_peak, peak_share
+from benchmarks.bench import count_forward_flops, cpu_peak, matmul_rate, peak_share, shares
 from digitrec.models.registry import build_model
 
 
@@ -13,4 +13,13 @@ def test_forward_flops_of_paper_case1_match_the_hand_count():
 def test_peak_share_is_achieved_over_peak():
     peak = cpu_peak(threads=2)
     assert peak["peak_gflops"] > 0 and peak["flops_per_cycle_per_core"] in (8, 32, 64)
-    assert peak_share(1000, 10**6, {"peak_gflops": 10.0}) == 0.1
+    assert peak_share(1000, 10**6, 10.0) == 0.1
+
+
+def test_the_measured_matrix_product_rate_is_the_faster_library_and_each_figure_is_shown_against_both():
+    matmul = matmul_rate(threads=1, repeats=1)
+    assert set(matmul["gflops"]) == {"torch", "onnxruntime"} and min(matmul["gflops"].values()) > 0
+    assert matmul["best_gflops"] == max(matmul["gflops"].values()) == matmul["gflops"][matmul["best_library"]]
+    report = {"peak": {"peak_gflops": 10.0}, "matmul": {"best_gflops": 5.0}}
+    assert shares(1000, 10**6, report) == "10.0% | 20.0%"
+    assert shares(1000, 10**6, {"peak": {"peak_gflops": 10.0}}) == "10.0% | -"
