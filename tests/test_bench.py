@@ -23,3 +23,20 @@ def test_the_measured_matrix_product_rate_is_the_faster_library_and_each_figure_
     report = {"peak": {"peak_gflops": 10.0}, "matmul": {"best_gflops": 5.0}}
     assert shares(1000, 10**6, report) == "10.0% | 20.0%"
     assert shares(1000, 10**6, {"peak": {"peak_gflops": 10.0}}) == "10.0% | -"
+
+
+def test_the_speedrun_ablation_table_is_the_mean_over_seeds_and_reads_a_one_seed_file():
+    from benchmarks.speedrun_ablation import table_markdown
+
+    def run(accuracy: float) -> dict:
+        return {"validation_accuracy": [0.9, accuracy], "seconds": 10.0, "process_cpu_seconds": 12.0, "load_average": 1}
+
+    seeded = {
+        "preset": {"runs": {"0": run(0.992), "1": run(0.994)}},
+        "wider": {"runs": {"0": run(0.995), "1": run(0.995)}},
+    }
+    rows = table_markdown("speedrun-long", seeded, "cmd", 2, [0, 1]).splitlines()[-2:]
+    assert rows[0].startswith("| preset | 99.30 | 99.20, 99.40 | +0.00 |")
+    assert rows[1].startswith("| wider | 99.50 | 99.50, 99.50 | +0.20 |")
+    one_seed = {"preset": run(0.99)}  # a file of the one-seed form: the run itself, seed 0
+    assert "| preset | 99.00 | 99.00 | +0.00 |" in table_markdown("speedrun", one_seed, "cmd", 1, [0])
