@@ -45,7 +45,10 @@ TRAINING_RUNS = (
 INFERENCE_BATCHES = (1, 32, 1024)
 TRAIN_IMAGES = 4096  # images per timed training pass
 TRAINING_STEP_FLOP_FACTOR = 3  # forward + backward (grad wrt inputs and wrt weights)
-MATMUL_SIZE = 2048  # the square FP32 matrices of the measured peak: large enough for BLAS's best rate, 50 MB in all
+# sides of the square FP32 matrices of the measured peak: the best rate over them (onnxruntime, 1 thread, here:
+# 213 GFLOP/s at 512, 210 at 1024, 190 at 2048, whose 16 MB matrices outgrow the caches)
+MATMUL_SIZES = (512, 1024, 2048)
+MATMUL_TIMING_FLOPS = 20e9  # each timing repeats the product up to this many FLOPs (about 0.1 s here)
 ONNX_OPSET, ONNX_IR_VERSION = 17, 8  # of the one-node MatMul model: what the pinned onnxruntime reads
 
 
@@ -100,12 +103,12 @@ def cpu_peak(threads: int) -> dict:
     }
 
 
-def onnx_matmul(threads: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """A @ B on onnxruntime (its own BLAS, MLAS) with `threads` threads."""
+def onnx_matmul(threads: int, size: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A @ B of two (size, size) float32 matrices on onnxruntime (its own BLAS, MLAS) with `threads` threads."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    square = [MATMUL_SIZE, MATMUL_SIZE]
+    square = [size, size]
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["a", "b"], ["c"])],
         "matmul",
@@ -119,19 +122,30 @@ def onnx_matmul(threads: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     return lambda a, b: session.run(None, {"a": a, "b": b})[0]
 
 
+def repeated_rate(product: Callable[[], object], flops: float, repeats: int) -> float:
+    """GFLOP/s of `product` (`flops` each): the best of `repeats` timings of enough calls to reach
+    MATMUL_TIMING_FLOPS."""
+    calls = max(1, round(MATMUL_TIMING_FLOPS / flops))
+    seconds = min(timed(lambda: [product() for _ in range(calls)], repeats))
+    return flops * calls / seconds / 1e9
+
+
 def matmul_rate(threads: int, repeats: int) -> dict:
-    """GFLOP/s of a MATMUL_SIZE x MATMUL_SIZE FP32 matrix product (2 n^3 FLOPs) on `threads` threads, by torch's
-    BLAS and by onnxruntime's (which is faster differs by CPU: MKL is slow on AMD): the best of `repeats` each."""
-    a, b = np.random.default_rng(0).standard_normal((2, MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32)
-    products = {
-        "torch": lambda: torch.from_numpy(a) @ torch.from_numpy(b),
-        "onnxruntime": partial(onnx_matmul(threads), a, b),
-    }
-    rates = {
-        name: max(2 * MATMUL_SIZE**3 / s / 1e9 for s in timed(product, repeats)) for name, product in products.items()
-    }
+    """GFLOP/s of square FP32 matrix products (2 n^3 FLOPs; n in MATMUL_SIZES) on `threads` threads, by torch's
+    BLAS and by onnxruntime's (which is faster differs by CPU: MKL is slow on AMD): per library, the best over the
+    sizes."""
+    rates: dict[str, float] = {"torch": 0.0, "onnxruntime": 0.0}
+    for size in MATMUL_SIZES:
+        a, b = np.random.default_rng(0).standard_normal((2, size, size), dtype=np.float32)
+        products = {
+            "torch": partial(torch.matmul, torch.from_numpy(a), torch.from_numpy(b)),
+            "onnxruntime": partial(onnx_matmul(threads, size), a, b),
+        }
+        for name, product in products.items():
+            rates[name] = max(rates[name], repeated_rate(product, 2 * size**3, repeats))
     best = max(rates, key=rates.get)
-    return {"best_gflops": rates[best], "best_library": best, "gflops": rates, "repeats": repeats}
+    return {"best_gflops": rates[best], "best_library": best, "gflops": rates, "repeats": repeats,
+            "sizes": list(MATMUL_SIZES)}  # fmt: skip
 
 
 def timed(function: Callable[[], object], repeats: int) -> list[float]:
@@ -265,8 +279,9 @@ def markdown(report: dict) -> str:
     if "matmul" in report:
         matmul = report["matmul"]
         rates = ", ".join(f"{name} {rate:.0f}" for name, rate in matmul["gflops"].items())
-        lines[-1] += (f" Measured FP32 matrix product ({MATMUL_SIZE}x{MATMUL_SIZE}, same threads, best of "
-                      f"{matmul['repeats']}): {rates} GFLOP/s.")  # fmt: skip
+        sizes = ", ".join(str(size) for size in matmul.get("sizes", [2048]))
+        lines[-1] += (f" Measured FP32 matrix product (square, sides {sizes}, same threads, the best): {rates} "
+                      "GFLOP/s.")  # fmt: skip
     lines += [
         "",
         "| what | model | backend | batch | images/s | % of assumed peak FP32 | % of measured matrix product |",
