@@ -3,8 +3,8 @@
     python -m benchmarks.speedrun_ablation [--preset speedrun] [--seeds 0] [--threads 1] [--out results/model]
 
 Each variant trains the preset from the same seeds with one choice changed and reports its final validation accuracy
-(the mean over the seeds, each seed's beside it; a seed also draws its own validation split)
-(what the choices were made on) and its training seconds (training plus per-epoch validation, as in
+(what the choices were made on: the mean over the seeds, each seed's beside it; a seed also draws its own validation
+split) and its training seconds (training plus per-epoch validation, as in
 benchmarks.time_to_accuracy) with the process's CPU seconds beside them (less disturbed by other work on the
 machine). The test set is not used (fit's final test evaluation runs on 1 image). Finished (variant, seed) runs are
 kept in PRESET-ablation.json and skipped on a rerun. Writes PRESET-ablation.json and .md.
@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import mean
 
 import torch
 
@@ -101,16 +102,15 @@ def seed_runs(entry: dict) -> dict[str, dict]:
     return entry.get("runs", {"0": entry})
 
 
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
 def table_markdown(preset: str, results: dict, command: str, threads: int, seeds: list[int]) -> str:
-    def final_validation(name: str) -> list[float]:
+    def runs_of(name: str) -> list[dict]:
         runs = seed_runs(results[name])
-        return [runs[str(seed)]["validation_accuracy"][-1] * 100 for seed in seeds]
+        return [runs[str(seed)] for seed in seeds]
 
-    base = mean(final_validation("preset"))
+    def final_validation(runs: list[dict]) -> list[float]:
+        return [run["validation_accuracy"][-1] * 100 for run in runs]
+
+    base = mean(final_validation(runs_of("preset")))
     noise = "One seed: differences under about 0.1 point are noise." if len(seeds) == 1 else (
         f"Mean over {len(seeds)} seeds: differences under about 0.1 point are still noise.")  # fmt: skip
     lines = [
@@ -127,7 +127,8 @@ def table_markdown(preset: str, results: dict, command: str, threads: int, seeds
         "|---|---:|---|---:|---:|---:|---:|",
     ]
     for name in results:
-        validation, runs = final_validation(name), [seed_runs(results[name])[str(seed)] for seed in seeds]
+        runs = runs_of(name)
+        validation = final_validation(runs)
         per_seed = ", ".join(f"{value:.2f}" for value in validation)
         seconds, cpu = mean([r["seconds"] for r in runs]), mean([r["process_cpu_seconds"] for r in runs])
         lines.append(f"| {name} | {mean(validation):.2f} | {per_seed} | {mean(validation) - base:+.2f} | "
