@@ -102,6 +102,14 @@ def seed_runs(entry: dict) -> dict[str, dict]:
     return entry.get("runs", {"0": entry})
 
 
+def seed_list(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; anything else is argparse's one-line error."""
+    try:
+        return [int(seed) for seed in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integer seeds") from None
+
+
 def table_markdown(preset: str, results: dict, command: str, threads: int, seeds: list[int]) -> str:
     def runs_of(name: str) -> list[dict]:
         runs = seed_runs(results[name])
@@ -141,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speedrun_ablation", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="speedrun", choices=sorted(VARIANTS))
     parser.add_argument(
-        "--seeds", default="0", help="comma-separated seeds, each variant trained from each (default 0)"
+        "--seeds", type=seed_list, default=[0], help="comma-separated seeds, each variant trained from each (default 0)"
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-dir", type=Path)
@@ -151,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     register_model_variants()
     json_path = args.out / f"{args.preset}-ablation.json"
     results = json.loads(json_path.read_text()) if json_path.exists() else {}
-    seeds = [int(seed) for seed in args.seeds.split(",")]
+    seeds = args.seeds
     for name, changes in VARIANTS[args.preset].items():
         runs = seed_runs(results[name]) if name in results else {}
         for seed in seeds:
