@@ -22,6 +22,10 @@ MNIST_STROKE_RANGE_PX = (9.0, 15.4)
 
 
 def tight_crop(mask: np.ndarray) -> np.ndarray:
+    """`mask` cropped to the rows and columns holding ink (any non-zero pixel)."""
+    if mask.dtype == np.uint8:  # OpenCV's bounding box of the non-zero pixels: one call
+        left, top, width, height = cv2.boundingRect(mask)
+        return mask[top : top + height, left : left + width]
     rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return mask[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
 
@@ -74,15 +78,16 @@ def resize_to_box(image: np.ndarray, box_px: int) -> tuple[np.ndarray, float]:
 def scale_to_box(mask: np.ndarray, box_px: int) -> np.ndarray:
     """Resize a 0/255 mask so that its longer side is `box_px`, keeping its aspect ratio and staying 0/255."""
     resized, scale = resize_to_box(mask, box_px)
-    binary = resized >= WHITE // 2
-    if np.count_nonzero(binary) < 0.5 * np.count_nonzero(mask) * scale**2:  # hairlines shrunk below half a pixel
-        binary = resized > 0
-    return np.where(binary, WHITE, 0).astype(np.uint8)
+    _, binary = cv2.threshold(resized, WHITE // 2 - 1, WHITE, cv2.THRESH_BINARY)  # >= WHITE // 2: ink
+    if cv2.countNonZero(binary) < 0.5 * cv2.countNonZero(mask) * scale**2:  # hairlines shrunk below half a pixel
+        _, binary = cv2.threshold(resized, 0, WHITE, cv2.THRESH_BINARY)
+    return binary
 
 
 def stroke_width_px(mask: np.ndarray) -> float:
     """Mean stroke width: a stroke of length L and width w has area L*w and outline 2*L, so w = 2 * area / outline."""
-    contours, _ = cv2.findContours((mask > 0).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    ink = mask if mask.dtype == np.uint8 else (mask > 0).astype(np.uint8)  # findContours: non-zero is ink
+    contours, _ = cv2.findContours(ink, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
     outline = sum(cv2.arcLength(contour, closed=True) for contour in contours)
     return 2.0 * np.count_nonzero(mask) / outline if outline > 0 else 0.0
 
@@ -129,9 +134,17 @@ def mnist_frame(mask: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
     centre = size * MNIST_CENTRE_OF_MASS_FRACTION
     shift_x = round(centre - moments["m10"] / mass)
     shift_y = round(centre - moments["m01"] / mass)
-    translation = np.float32([[1, 0, shift_x], [0, 1, shift_y]])
-    framed = cv2.warpAffine(digit, translation, (size, size), flags=cv2.INTER_NEAREST)
-    return np.clip(np.rint(framed), 0, WHITE).astype(np.uint8)
+    return placed(np.clip(np.rint(digit), 0, WHITE).astype(np.uint8), shift_x, shift_y, size)
+
+
+def placed(image: np.ndarray, left: int, top: int, size: int) -> np.ndarray:
+    """(size, size): `image` with its top-left corner at (left, top) on black, what falls outside cut off."""
+    field = np.zeros((size, size), image.dtype)
+    height, width = image.shape
+    y0, x0, y1, x1 = max(top, 0), max(left, 0), min(top + height, size), min(left + width, size)
+    if y1 > y0 and x1 > x0:
+        field[y0:y1, x0:x1] = image[y0 - top : y1 - top, x0 - left : x1 - left]
+    return field
 
 
 def mask_to_mnist(mask: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:

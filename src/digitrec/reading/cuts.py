@@ -44,7 +44,16 @@ class Cut:
 
     def left_edge(self, rows: int) -> int:
         """The leftmost column the cut reaches in the line: where the mask of the piece right of it starts."""
+        if self.slope == 0:
+            return max(0, self.column)
         return max(0, int(np.floor(self.boundary(rows).min())))
+
+    def right_edge(self, rows: int) -> int:
+        """The column after the rightmost one the cut reaches in the line: where the mask of the piece left of it
+        ends."""
+        if self.slope == 0:
+            return self.column
+        return int(np.ceil(self.boundary(rows).max()))
 
 
 def ink_runs(profile: np.ndarray) -> list[tuple[int, int]]:
@@ -106,18 +115,19 @@ def piece_mask(mask: np.ndarray, left: Cut, right: Cut) -> np.ndarray | None:
     """The ink between two cuts, from the left cut's `left_edge` on, without the slivers an ink cut shaves off a
     neighbouring digit; None if empty."""
     rows = mask.shape[0]
-    left_bound, right_bound = left.boundary(rows), right.boundary(rows)
-    start = left.left_edge(rows)
-    stop = min(mask.shape[1], int(np.ceil(right_bound.max())))
+    start, stop = left.left_edge(rows), min(mask.shape[1], right.right_edge(rows))
     if stop <= start:
         return None
-    columns = np.arange(start, stop)[None, :]
-    between = (columns >= left_bound[:, None]) & (columns < right_bound[:, None])
-    piece = np.where(between, mask[:, start:stop], 0).astype(np.uint8)
-    if not piece.any():
+    if left.slope == 0 and right.slope == 0:  # both vertical: every column from start to stop is between them
+        piece = mask[:, start:stop].astype(np.uint8)
+    else:
+        piece = np.where(between_cuts(left, right, rows, start, stop), mask[:, start:stop], 0).astype(np.uint8)
+    if not cv2.countNonZero(piece):
         return None
     if left.gap_width and right.gap_width:  # cut in gaps on both sides: nothing was shaved off a neighbour
         return piece
+    columns = np.arange(start, stop)[None, :]
+    left_bound, right_bound = left.boundary(rows), right.boundary(rows)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(piece, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     small = areas < FRAGMENT_AREA_FRACTION * areas.max()
@@ -131,6 +141,12 @@ def piece_mask(mask: np.ndarray, left: Cut, right: Cut) -> np.ndarray | None:
     return kept_value[labels]
 
 
+def between_cuts(left: Cut, right: Cut, rows: int, start: int, stop: int) -> np.ndarray:
+    """(rows, stop - start) bool: which pixels of columns start..stop-1 lie right of `left` and left of `right`."""
+    columns = np.arange(start, stop)[None, :]
+    return (columns >= left.boundary(rows)[:, None]) & (columns < right.boundary(rows)[:, None])
+
+
 def touching_labels(labels: np.ndarray, edge: np.ndarray, count: int) -> np.ndarray:
     """(count - 1,) bool: which components of `labels` (1..count-1) have a pixel in `edge`."""
     touching = np.zeros(count, bool)
@@ -139,11 +155,10 @@ def touching_labels(labels: np.ndarray, edge: np.ndarray, count: int) -> np.ndar
 
 
 def plausible_piece(piece: np.ndarray | None, height: float) -> bool:
-    if piece is None or not piece.any():
+    if piece is None:
         return False
-    columns = np.flatnonzero(piece.any(axis=0))
-    width = columns[-1] - columns[0] + 1
-    return ink_height(piece) >= PIECE_MIN_HEIGHT_FRACTION * height and width <= MAX_DIGIT_WIDTH_FRACTION * height
+    _, _, width, ink_rows = cv2.boundingRect(piece)  # of its ink (0 x 0 when it has none)
+    return width > 0 and ink_rows >= PIECE_MIN_HEIGHT_FRACTION * height and width <= MAX_DIGIT_WIDTH_FRACTION * height
 
 
 @dataclass
