@@ -21,6 +21,11 @@ STROKE_BOX_PX = 80
 MNIST_STROKE_RANGE_PX = (9.0, 15.4)
 
 
+def clipped(value: float, low: float, high: float) -> float:
+    """`value` brought into [low, high] (np.clip for one number, without its cost per call)."""
+    return min(max(float(value), low), high)
+
+
 def tight_crop(mask: np.ndarray) -> np.ndarray:
     """`mask` cropped to the rows and columns holding ink (any non-zero pixel)."""
     if mask.dtype == np.uint8:  # OpenCV's bounding box of the non-zero pixels: one call
@@ -39,7 +44,7 @@ def moments_skew(mask: np.ndarray) -> float:
 def skew_correction(mask: np.ndarray) -> float:
     """How much of the ink's slant `deskew` takes out: the part beyond MNIST_SKEW_RANGE (0.0 inside it)."""
     skew = moments_skew(mask)
-    return skew - float(np.clip(skew, *MNIST_SKEW_RANGE))
+    return skew - clipped(skew, *MNIST_SKEW_RANGE)
 
 
 def shear(image: np.ndarray, correction: float, interpolation: int) -> np.ndarray:
@@ -96,7 +101,7 @@ def stroke_change_px(boxed: np.ndarray) -> int:
     """The radius of the disc that brings the stroke width of `boxed` (0/255, STROKE_BOX_PX) into MNIST's range:
     positive to thicken, negative to thin, 0 inside it (a disc of radius r changes the width by 2r)."""
     width = stroke_width_px(boxed)
-    target = float(np.clip(width, *MNIST_STROKE_RANGE_PX))
+    target = clipped(width, *MNIST_STROKE_RANGE_PX)
     return round((target - width) / 2)
 
 

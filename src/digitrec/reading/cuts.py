@@ -37,10 +37,16 @@ class Cut:
     cost: float  # log-score cost of cutting here (0 in a gap)
     gap_width: int = 0  # > 0: the cut is in a gap between inks this wide
     slope: float = 0.0  # columns it moves right per row down the line
+    # rows -> `boundary(rows)`, made once: a line's pieces ask for their cuts' boundaries many times
+    boundaries: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     def boundary(self, rows: int) -> np.ndarray:
-        """The cut's column in each of the line's rows (fractional)."""
-        return self.column + self.slope * (np.arange(rows) - (rows - 1) / 2)
+        """The cut's column in each of the line's rows (fractional; read-only)."""
+        if rows not in self.boundaries:
+            columns = self.column + self.slope * (np.arange(rows) - (rows - 1) / 2)
+            columns.flags.writeable = False
+            self.boundaries[rows] = columns
+        return self.boundaries[rows]
 
     def left_edge(self, rows: int) -> int:
         """The leftmost column the cut reaches in the line: where the mask of the piece right of it starts."""

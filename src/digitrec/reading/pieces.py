@@ -40,8 +40,8 @@ CONTEXT_OTHER_INK = 96  # gray level of the line's other ink in the context view
 
 def context_view(line: LineInk, piece: np.ndarray, left_column: int) -> np.ndarray:
     """(28, 28) uint8: the line's ink around the piece at CONTEXT_DIGIT_PX per H, the piece bright, the rest dim."""
-    rows, columns = np.flatnonzero(piece.any(axis=1)), np.flatnonzero(piece.any(axis=0)) + left_column
-    centre_y, centre_x = (rows[0] + rows[-1] + 1) / 2, (columns[0] + columns[-1] + 1) / 2
+    ink_left, ink_top, ink_width, ink_height = cv2.boundingRect(piece)
+    centre_y, centre_x = ink_top + ink_height / 2, left_column + ink_left + ink_width / 2
     half = MNIST_IMAGE_SIZE / 2 * line.height / CONTEXT_DIGIT_PX  # half the window, in working-image pixels
     top, left = round(centre_y - half), round(centre_x - half)
     side = max(1, round(2 * half))
@@ -50,12 +50,11 @@ def context_view(line: LineInk, piece: np.ndarray, left_column: int) -> np.ndarr
     y0, y1 = max(top, 0), min(top + side, line.mask.shape[0])
     x0, x1 = max(left, 0), min(left + side, line.mask.shape[1])
     if y1 > y0 and x1 > x0:
-        window[y0 - top : y1 - top, x0 - left : x1 - left] = np.where(line.mask[y0:y1, x0:x1] > 0, CONTEXT_OTHER_INK, 0)
+        window[y0 - top : y1 - top, x0 - left : x1 - left] = (line.mask[y0:y1, x0:x1] > 0) * np.uint8(CONTEXT_OTHER_INK)
         px0, px1 = max(x0, left_column), min(x1, left_column + piece.shape[1])
         if px1 > px0:
             own = piece[y0:y1, px0 - left_column : px1 - left_column] > 0
-            target = window[y0 - top : y1 - top, px0 - left : px1 - left]
-            target[own] = WHITE
+            np.copyto(window[y0 - top : y1 - top, px0 - left : px1 - left], WHITE, where=own)
     return cv2.resize(window, (MNIST_IMAGE_SIZE, MNIST_IMAGE_SIZE), interpolation=cv2.INTER_AREA)
 
 
