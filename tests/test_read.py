@@ -193,6 +193,29 @@ def test_files_read_in_several_processes_give_the_rows_of_one(mnist_test, tmp_pa
     assert two[1]["error"] and all(len(row["text"]) == 3 for k, row in enumerate(two) if k != 1)
 
 
+def test_predict_in_two_processes_answers_every_file_in_order_as_one_process_does(mnist_test, tmp_path, capsys):
+    """This process answers files from the last one back while the worker takes them from the first: enough files
+    that both answer some, a broken one among them, and the rows of one process in the inputs' order."""
+    arguments = []
+    for k in range(120):
+        path = tmp_path / f"scan-{k:03d}.png"
+        cv2.imwrite(str(path), 255 - mnist_test.images[k])
+        arguments.append(str(path))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    arguments.insert(60, str(broken))
+    assert main(["predict", *arguments, "--json", "--jobs", "1"]) == 2
+    one = json.loads(capsys.readouterr().out)
+    assert main(["predict", *arguments, "--json", "--jobs", "2"]) == 2
+    two = json.loads(capsys.readouterr().out)
+    assert two == one and [row["path"] for row in two] == arguments
+    assert (
+        two[60]["error"]
+        and sum(row["digit"] == int(label) for row, label in zip(two[61:], mnist_test.labels[60:120], strict=True))
+        >= 57
+    )
+
+
 def test_cli_table_shows_the_text(mnist_test, tmp_path, capsys):
     digits, truth = pick_digits(mnist_test, 2, 5)
     number = tmp_path / "two.png"

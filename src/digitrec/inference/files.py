@@ -235,20 +235,46 @@ def start_worker(load_arguments: dict) -> None:
     worker_state["recognizer"] = Recognizer.load(**load_arguments)
 
 
-def worker_rows(task: str, out_dir: Path | None, index: int, path: Path) -> list:
+def file_rows(recognizer, task: str, out_dir: Path | None, index: int, path: Path) -> list:
+    """The rows of the `index`-th input file of a batch of `task`, answered by `recognizer`."""
     row_for_source, error_row = ROW_MAKERS[task]
-    return input_rows(index, path, out_dir, partial(row_for_source, worker_state["recognizer"]), error_row)
+    return input_rows(index, path, out_dir, partial(row_for_source, recognizer), error_row)
+
+
+def worker_rows(task: str, out_dir: Path | None, index: int, path: Path) -> list:
+    return file_rows(worker_state["recognizer"], task, out_dir, index, path)
+
+
+def recognizer_of_this_process(recognizer, load_arguments: dict):
+    """The recognizer this process reads its share of a batch with: `recognizer` itself when its onnxruntime
+    threads are PROCESS_THREADS already, else one made again with them (tens of milliseconds), so that it does not
+    compete with the other processes for their cores."""
+    from digitrec.inference.recognizer import Recognizer
+
+    return recognizer if recognizer.load_arguments == load_arguments else Recognizer.load(**load_arguments)
 
 
 def rows_in_processes(recognizer, task: str, paths: list[Path], out_dir: Path | None, processes: int) -> list:
-    """`rows_for_paths` in `processes` processes, each with a recognizer made as `recognizer` was (its
-    `load_arguments`); rows in the inputs' order."""
+    """`rows_for_paths` in `processes` processes: this one and `processes - 1` workers, each with a recognizer made
+    as `recognizer` was (its `load_arguments`); rows in the inputs' order.
+
+    The workers take the files from the first on; this process reads from the last one back, each file no worker
+    has begun (its task cancelled), from the first moment on, while the workers start (a few tenths of a second:
+    an interpreter, digitrec, the models). Where they meet, it waits for the workers' last files."""
     if out_dir is not None:
         ensure_output_dir(out_dir)
     arguments_of_worker = recognizer.load_arguments | {"threads": PROCESS_THREADS}
     context = multiprocessing.get_context("spawn")  # a clean interpreter: onnxruntime's threads do not fork well
-    with ProcessPoolExecutor(processes, context, initializer=start_worker, initargs=(arguments_of_worker,)) as pool:
-        per_file = pool.map(partial(worker_rows, task, out_dir), range(len(paths)), paths)
+    pool = ProcessPoolExecutor(processes - 1, context, initializer=start_worker, initargs=(arguments_of_worker,))
+    with pool:
+        tasks = [pool.submit(worker_rows, task, out_dir, index, path) for index, path in enumerate(paths)]
+        here = partial(file_rows, recognizer_of_this_process(recognizer, arguments_of_worker), task, out_dir)
+        rows_here = {}
+        for index in range(len(paths) - 1, -1, -1):
+            if not tasks[index].cancel():  # a worker has it: so have they every file before it
+                break
+            rows_here[index] = here(index, paths[index])
+        per_file = [rows_here[index] if index in rows_here else done.result() for index, done in enumerate(tasks)]
         return [row for rows in per_file for row in rows]
 
 
