@@ -292,6 +292,31 @@ def test_an_overruling_digit_is_boxed_to_its_ink_not_its_columns():
     assert ink_box(mask, 60, 100) == (0, 30, 60, 100)  # no ink: the span as it is
 
 
+def steps_log_probs(*steps: dict[int, float]) -> np.ndarray:
+    """(T, LINE_CLASSES) log-probs: each step's given class probabilities, the rest of its mass spread thinly."""
+    probabilities = np.full((len(steps), LINE_CLASSES), 1e-12)
+    for row, classes in zip(probabilities, steps, strict=True):
+        for label, probability in classes.items():
+            row[label] = probability
+    return np.log(probabilities / probabilities.sum(axis=1, keepdims=True))
+
+
+def test_settles_only_when_no_other_reading_can_come_within_the_margin():
+    """The best reading "12" holds 97% of the line's probability: 1 - 97% alone could be one rival within the
+    margin (log(0.97 / 0.03) < 4), but the views' one-step alternatives "152" and "172" hold nearly all of the rest,
+    1.5% each (each more than LINE_MODEL_MARGIN below), so no other reading can stand; with "152" at 10% it can."""
+    from digitrec.reading.reader import LINE_MODEL_MARGIN, LineModelViews
+
+    three_way = steps_log_probs({1: 1.0}, {BLANK: 0.97, 5: 0.015, 7: 0.015}, {2: 1.0})
+    views = LineModelViews([three_way], {"12": []})
+    assert np.log(0.97 / 0.03) < LINE_MODEL_MARGIN < np.log(0.97 / 0.015)
+    assert views.best() == "12" and set(views.alternatives("12")) >= {"152", "172"}
+    assert views.settles("12")
+    rival = LineModelViews([steps_log_probs({1: 1.0}, {BLANK: 0.9, 5: 0.1}, {2: 1.0})], {"12": []})
+    assert not rival.settles("12")
+    assert not LineModelViews([three_way], {"": []}).settles("")
+
+
 def test_a_line_the_line_model_settles_reads_as_if_it_had_been_cut(mnist_test, monkeypatch):
     """`LineModelViews.settles` skips cutting a line only where no cut reading could change the answer: strips of
     MNIST test digits (every reading condition, 30% touching) read the same digits with the shortcut and without."""

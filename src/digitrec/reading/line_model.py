@@ -59,10 +59,13 @@ def batch_inputs(inputs: list[np.ndarray]) -> np.ndarray:
 def best_path(log_probs: np.ndarray) -> tuple[str, float]:
     """CTC's best path of one line's (T, LINE_CLASSES) log-probs: repeats merged, blanks dropped; with the path's
     probability (the product of its steps' top probabilities)."""
-    steps = log_probs.argmax(axis=1)
+    return path_text(log_probs.argmax(axis=1)), float(np.exp(log_probs.max(axis=1).sum()))
+
+
+def path_text(steps: np.ndarray) -> str:
+    """The text of a CTC path (the class of each step): repeats merged, blanks dropped."""
     keep = (steps != BLANK) & np.concatenate([[True], steps[1:] != steps[:-1]])
-    text = "".join(str(d) for d in steps[keep])
-    return text, float(np.exp(log_probs.max(axis=1).sum()))
+    return "".join(str(d) for d in steps[keep])
 
 
 def text_log_likelihood(log_probs: np.ndarray, text: str) -> float:
