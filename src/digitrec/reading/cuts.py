@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -185,6 +186,19 @@ class Candidates:
             piece = piece_mask(self.mask, self.cuts[i], self.cuts[j])
             self.made[i, j] = piece if plausible_piece(piece, self.height) else None
         return self.made[i, j]
+
+    @cached_property
+    def steps_from(self) -> dict[int, list[int]]:
+        """i -> the cuts j, left to right, that a piece from cut i may end at (`pairs`)."""
+        ends: dict[int, list[int]] = {}
+        for i, j in self.pairs:
+            ends.setdefault(i, []).append(j)
+        return ends
+
+    @cached_property
+    def skip_after(self) -> dict[int, int]:
+        """i -> j for each stray mark between cuts i and j that a cutting may leave out (`stray_marks` turned)."""
+        return {i: j for j, i in self.stray_marks.items()}
 
     @property
     def pieces(self) -> dict[tuple[int, int], np.ndarray]:

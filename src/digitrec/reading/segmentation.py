@@ -93,11 +93,7 @@ def check_deadline(deadline: float | None) -> None:
 def reachable_bounds(candidates: Candidates, costs: dict[tuple[int, int], tuple[float, float]]) -> np.ndarray:
     """For each cut, the most the rest of a cutting from it to the line's end can score: every piece's score
     taken as 0, its best (its upper bound; -inf where the end cannot be reached)."""
-    cuts = candidates.cuts
-    ends: dict[int, list[int]] = {}
-    for i, j in candidates.pairs:
-        ends.setdefault(i, []).append(j)
-    skips = {i: j for j, i in candidates.stray_marks.items()}
+    cuts, ends, skips = candidates.cuts, candidates.steps_from, candidates.skip_after
     rest = np.full(len(cuts), -np.inf)
     rest[-1] = 0.0
     for i in range(len(cuts) - 2, -1, -1):
@@ -180,11 +176,7 @@ def best_cutting(
     rest = reachable_bounds(candidates, costs)
     if rest[0] == -np.inf:
         return []
-    last = len(candidates.cuts) - 1
-    ends: dict[int, list[int]] = {}
-    for i, j in candidates.pairs:
-        ends.setdefault(i, []).append(j)
-    skips = {i: j for j, i in candidates.stray_marks.items()}
+    last, ends, skips = len(candidates.cuts) - 1, candidates.steps_from, candidates.skip_after
     search = CuttingSearch.start(rest)
     while search.frontier and not search.settled[last]:
         check_deadline(deadline)  # every step of the search: a long line stops within one batch of pieces past it
