@@ -424,3 +424,40 @@ def test_a_deadline_stops_the_search_inside_a_line(mnist_test, recognizer):
         best_cutting(line, candidate_pieces(line), counting_scorer, line.height, deadline=time.monotonic() - 1)
     assert not rated, "stopped at the line's first cut, before rating any piece"
     assert best_cutting(line, candidate_pieces(line), counting_scorer, line.height, deadline=time.monotonic() + 60)
+
+
+def field_with_stems(digits: list[np.ndarray], rule: bool) -> tuple[np.ndarray, int, tuple[int, int]]:
+    """A tight crop of a number whose first digit is a 7 with a thin straight stem from its bar down to the crop's
+    bottom, on gray paper; with `rule`, a thin printed vertical line from border to border in the gap after it.
+    Returns the image (224 px wide, as the reader works), the stem's column and the rule's columns."""
+    tail = number_image(digits, ink_gaps=[12] * (len(digits) - 1), margin=4)
+    rows = np.flatnonzero((tail < 128).any(axis=1))
+    tail = tail[rows[0] : rows[-1] + 1]  # the digits reach the crop's top and bottom
+    height = tail.shape[0]
+    head = np.full((height, 120), PAPER, np.uint8)
+    cv2.line(head, (12, 10), (80, 10), 20, 8)  # the 7's bar
+    cv2.line(head, (70, 10), (68, height - 1), 20, 8)  # its stem, straight, to the bottom
+    page = np.concatenate([head, tail], axis=1)
+    if rule:
+        cv2.line(page, (105, 0), (105, height - 1), 110, 3)
+    noise = np.random.default_rng(5).normal(0, 4, page.shape)
+    page = np.clip(page.astype(np.float32) * 0.8 + 40 + noise, 0, 255).astype(np.uint8)  # gray paper, gray ink
+    scale = 224 / page.shape[1]
+    small = cv2.resize(page, (224, round(height * scale)), interpolation=cv2.INTER_AREA)
+    return small, round(69 * scale), (round(101 * scale), round(109 * scale))
+
+
+def test_a_digits_straight_stem_across_a_tight_crop_is_kept_and_a_printed_rule_is_not(mnist_train):
+    """Across a line of writing a stem of a 1 or 7 spans the crop's height as a printed vertical rule does; it was
+    taken out as a ruled line ("706226" read "06226"). A rule runs straight from border to border; a stem starts at
+    its digit's bar (or slants): only the rule is taken out."""
+    digits, _ = pick_digits(mnist_train, 3, 400)
+    for rule in (False, True):
+        image, stem, (rule_left, rule_right) = field_with_stems(digits, rule)
+        ink_lines = lines_of_ink(image)
+        line = ink_lines.lines[0][0]
+        mask = np.zeros(ink_lines.shape, np.uint8)
+        mask[line.y : line.y + line.mask.shape[0], line.x : line.x + line.mask.shape[1]] = line.mask
+        stem_rows = (mask[:, stem - 3 : stem + 4] > 0).any(axis=1)
+        assert stem_rows[image.shape[0] // 4 :].mean() > 0.9, rule  # the stem below its bar is ink of the line
+        assert not mask[:, rule_left:rule_right].any(), rule  # and the rule, if any, is not
