@@ -227,18 +227,19 @@ def export_line_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> Path
 def drawing_key(config: LineTrainConfig) -> str:
     """A hash of how lines are drawn and fed (the source of `synthetic.line_masks`, `synthetic.styles` and
     `reading.line_model`, and the config's styles and scanned share; scanned lines also hash
-    `synthetic.cheque_fields` and the reader's ink stage, `reading.lines`, `images.ink`, `images.photo`): part of
-    the cache's file names, so that changing a rule draws new lines instead of reusing the old ones."""
+    `synthetic.cheque_fields` and the reader's ink stage, `reading.lines`, `images.ink`, `images.photo`,
+    `images.ruled_lines`): part of the cache's file names, so that changing a rule draws new lines instead of
+    reusing the old ones."""
     import hashlib
     import inspect
 
-    from digitrec.images import ink, photo
+    from digitrec.images import ink, photo, ruled_lines
     from digitrec.reading import line_model, lines
     from digitrec.synthetic import cheque_fields, line_masks, styles
 
     modules = [line_masks, styles, line_model]
     if config.scanned_share:
-        modules += [cheque_fields, lines, ink, photo]
+        modules += [cheque_fields, lines, ink, photo, ruled_lines]
     source = "".join(inspect.getsource(module) for module in modules)
     if (config.styles, config.scanned_share) != (LineTrainConfig.styles, 0.0):  # the key of lines drawn before these
         source += f"styles={config.styles} scanned={config.scanned_share}"
