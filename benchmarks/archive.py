@@ -6,11 +6,11 @@
 Two workloads, the CLI's default settings (test-time views on, the shipped piece model):
   read     real cheque-amount crops (~150x50 px, ../shared/data/dev/cheque-amounts, never copied here)
   predict  USPS scans written as 16x16 PNG files (28x28-like: one small digit per file)
-and five ways to run them, each over the same files:
+and six ways to run them, each over the same files:
   serial, default threads   `predict_files` / `read_files` as `digitrec predict|read` runs them (onnxruntime's
                             own thread count)
   serial, 1 thread          the same with one onnxruntime thread (what every job worker uses)
-  local engine              `--out`: the same work plus Parquet parts and the final table
+  local engine, 1 / 2 procs `--out`: the same work plus Parquet parts and the final table (`--jobs 1` / `--jobs 2`)
   ray, 1 / 2 workers        `--engine ray` on a local cluster of 2 CPUs (started once, its start timed apart)
 
 Scaling: a worker's cost per image is the serial 1-thread time plus the engine's overhead per image, measured as
@@ -68,7 +68,8 @@ def measure_workload(task: str, paths: list[str], folder: Path) -> dict:
         "images": n,
         "serial_default_threads_s": serial_seconds(task, paths, 0),
         "serial_1_thread_s": serial_1,
-        "local_engine_s": job_seconds(task, paths, folder, EngineOptions(progress=False)),
+        "local_engine_s": job_seconds(task, paths, folder, EngineOptions(processes=1, progress=False)),
+        "local_engine_2_processes_s": job_seconds(task, paths, folder, EngineOptions(processes=2, progress=False)),
     }
     for workers in (1, 2):
         options = EngineOptions("ray", workers=workers, progress=False)
@@ -120,7 +121,8 @@ def markdown(report: dict, command: str) -> str:
     for label, key in (
         ("serial, default threads (`digitrec read`/`predict` today)", "serial_default_threads_s"),
         ("serial, 1 onnxruntime thread", "serial_1_thread_s"),
-        ("`--out` local engine (1 thread)", "local_engine_s"),
+        ("`--out` local engine, `--jobs 1` (1 thread)", "local_engine_s"),
+        ("`--out` local engine, `--jobs 2` (2 processes of 1 thread)", "local_engine_2_processes_s"),
         ("`--engine ray --workers 1`", "ray_1_workers"),
         ("`--engine ray --workers 2`", "ray_2_workers"),
     ):

@@ -111,6 +111,18 @@ def test_rerun_after_the_last_part_is_lost_redoes_only_its_files_and_gives_the_s
     assert run_archive(PREDICT_QUICK, [str(folder)], out, options).files_done_now == 0  # all done: nothing redone
 
 
+def test_local_job_in_two_processes_writes_the_table_and_parts_of_one_process(scans_with_bad_files, tmp_path):
+    folder = scans_with_bad_files[0]
+    one = run_archive(
+        PREDICT_QUICK, [str(folder)], tmp_path / "one.parquet", EngineOptions(processes=1, progress=False)
+    )
+    options = EngineOptions(processes=2, part_files=10, progress=False)
+    two = run_archive(PREDICT_QUICK, [str(folder)], tmp_path / "two.parquet", options)
+    assert pq.read_table(tmp_path / "two.parquet").equals(pq.read_table(tmp_path / "one.parquet"))
+    assert (two.rows, two.errors) == (one.rows, one.errors) == (40, 4)
+    assert len(list(parts_dir(tmp_path / "two.parquet").glob("part-*.parquet"))) == 4  # written as files came in
+
+
 def test_rerun_with_other_settings_into_the_same_out_is_refused(scans_with_bad_files, tmp_path):
     folder, good = scans_with_bad_files[:2]
     run_archive(PREDICT_QUICK, [str(good[0])], tmp_path / "out.parquet", EngineOptions(progress=False))

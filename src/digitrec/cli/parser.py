@@ -303,8 +303,8 @@ def add_image_input_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--jobs", type=positive_int, metavar="N",
-        help="processes answering files side by side, each with its own model on one thread (default: one per "
-        "CPU core when there are many files, else 1)",
+        help="processes answering files side by side, each with its own model on one thread, also for --out with "
+        "the local engine (default: one per CPU core when there are many files, else 1)",
     )  # fmt: skip
 
 

@@ -134,7 +134,7 @@ def command_archive(args: argparse.Namespace, task: str) -> int:
     pieces, lines = getattr(args, "pieces", None), getattr(args, "lines", None)
     job = ArchiveJob(task, args.model, args.backend, args.tta, None if pieces == "none" else pieces,
                      None if lines == "none" else lines, threads=args.threads or JOB_THREADS)  # fmt: skip
-    options = EngineOptions(args.engine, args.address, args.workers, progress=sys.stderr.isatty())
+    options = EngineOptions(args.engine, args.jobs, args.address, args.workers, progress=sys.stderr.isatty())
     summary = run_archive(job, args.paths, args.out, options)
     print(format_archive_summary(summary))
     return 0

@@ -22,7 +22,8 @@ A rerun with the same `--out` reads the parts, skips every input file already in
 final table again, so a job killed at any moment (even `kill -9`) resumes, and ends with the same table as a run
 never interrupted. Delete both to start over. One job per `--out` at a time.
 
-The engines: "local" (this process, a tqdm progress bar) and "ray" (`inference.archive_ray`: Ray Data, a pool of
+The engines: "local" (this machine: one process, or `--jobs N` worker processes each with its own model; a tqdm
+progress bar) and "ray" (`inference.archive_ray`: Ray Data, a pool of
 actors each loading the model once; a local cluster or `--address`). Both make rows with `file_rows`.
 """
 
@@ -283,18 +284,50 @@ def write_final(out: Path, table) -> None:
 # --- engines ------------------------------------------------------------------------------------------------------
 
 
-def run_local(job: ArchiveJob, pending: list[Path], writer: PartWriter, progress: bool = True) -> None:
-    """This process, one file after another, with a progress bar in images per second."""
+job_worker_state: dict = {}  # in a worker process of `run_local` only: its recognizer, made once by `start_job_worker`
+
+
+def start_job_worker(job: ArchiveJob) -> None:
+    job_worker_state["recognizer"] = job.load_recognizer()
+
+
+def job_worker_rows(task: str, path: Path) -> list[dict]:
+    return file_rows(job_worker_state["recognizer"], task, path)
+
+
+def pending_rows(job: ArchiveJob, pending: list[Path], processes: int) -> Iterable[list[dict]]:
+    """Each pending file's rows, in order: read here, or by `processes` worker processes (each with its own model
+    on JOB_THREADS threads) when there are several files."""
+    if processes <= 1 or len(pending) <= 1:
+        recognizer = job.load_recognizer()
+        yield from (file_rows(recognizer, job.task, path) for path in pending)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from itertools import repeat
+
+    context = multiprocessing.get_context("spawn")  # a clean interpreter: onnxruntime's threads do not fork well
+    with ProcessPoolExecutor(processes, context, initializer=start_job_worker, initargs=(job,)) as pool:
+        yield from pool.map(job_worker_rows, repeat(job.task), pending)
+
+
+def run_local(
+    job: ArchiveJob, pending: list[Path], writer: PartWriter, progress: bool = True, processes: int = 1
+) -> None:
+    """This machine: `processes` processes reading files side by side (their rows written in input order), with a
+    progress bar in images per second."""
     from tqdm import tqdm
 
-    recognizer = job.load_recognizer()
-    for path in tqdm(pending, unit="image", desc=job.task, disable=not progress or None, smoothing=0.1):
-        writer.add_file(file_rows(recognizer, job.task, path))
+    rows = pending_rows(job, pending, processes)
+    for file_rows_done in tqdm(rows, total=len(pending), unit="image", desc=job.task, disable=not progress or None,
+                               smoothing=0.1):  # fmt: skip
+        writer.add_file(file_rows_done)
 
 
 @dataclass
 class EngineOptions:
     engine: str = "local"  # or "ray"
+    processes: int | None = None  # local: processes reading side by side; None: one per core when there are many files
     address: str | None = None  # ray: a running cluster; None: a local one
     workers: int | None = None  # ray: actors, each with its own model; None: one per CPU of the cluster
     part_files: int = PART_FILES
@@ -324,7 +357,10 @@ def run_archive(job: ArchiveJob, arguments: list[str], out: str | Path, options:
 
         run_ray(job, pending, writer, options.address, options.workers, options.files_per_task, options.progress)
     elif pending:
-        run_local(job, pending, writer, progress=options.progress)
+        from digitrec.inference.files import default_processes
+
+        processes = options.processes or default_processes(job.task, len(pending))
+        run_local(job, pending, writer, progress=options.progress, processes=processes)
     writer.close()
     seconds = time.perf_counter() - started
     table = final_table(folder, job.task, inputs)
