@@ -197,6 +197,51 @@ def test_ray_job_killed_with_kill_9_resumes_to_exactly_the_table_of_an_uninterru
     assert resumed.equals(pq.read_table(tmp_path / "reference.parquet"))
 
 
+def worker_pids(parent: int) -> set[int]:
+    """The processes `parent` started for its pool (Linux /proc)."""
+    pids = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields.get("PPid", "0")) == parent:
+            pids.add(int(status.parent.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_workers_of_a_local_job_killed_with_kill_9_end_with_it(mnist_test, tmp_path):
+    """The pool's workers hold both ends of its queues: with their parent killed they waited forever, each with its
+    models in memory, until they watched for it (`inference.files.exit_with_parent`)."""
+    folder = tmp_path / "scans"
+    write_scans(folder, mnist_test.images[:400])
+    out = tmp_path / "out.parquet"
+    command = [sys.executable, "-m", "digitrec", "predict", str(folder), "--no-tta", "--out", str(out), "--jobs", "2"]
+    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := worker_pids(job.pid)) < 2 and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        job.send_signal(signal.SIGKILL)
+        job.wait()
+    assert len(workers) >= 2, "the job never started its workers"
+    deadline = time.monotonic() + 20
+    while (alive := [pid for pid in workers if Path(f"/proc/{pid}").exists() and not zombie(pid)]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    assert not alive
+
+
+def zombie(pid: int) -> bool:
+    try:
+        return "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+
 def test_cli_out_writes_the_table_and_says_so_in_one_line(scans_with_bad_files, tmp_path, capsys):
     from digitrec.cli import main
 

@@ -287,7 +287,10 @@ def write_final(out: Path, table) -> None:
 job_worker_state: dict = {}  # in a worker process of `run_local` only: its recognizer, made once by `start_job_worker`
 
 
-def start_job_worker(job: ArchiveJob) -> None:
+def start_job_worker(job: ArchiveJob, parent: int) -> None:
+    from digitrec.inference.files import exit_with_parent
+
+    exit_with_parent(parent)
     job_worker_state["recognizer"] = job.load_recognizer()
 
 
@@ -307,7 +310,7 @@ def pending_rows(job: ArchiveJob, pending: list[Path], processes: int) -> Iterab
     from itertools import repeat
 
     context = multiprocessing.get_context("spawn")  # a clean interpreter: onnxruntime's threads do not fork well
-    with ProcessPoolExecutor(processes, context, initializer=start_job_worker, initargs=(job,)) as pool:
+    with ProcessPoolExecutor(processes, context, initializer=start_job_worker, initargs=(job, os.getpid())) as pool:
         yield from pool.map(job_worker_rows, repeat(job.task), pending)
 
 

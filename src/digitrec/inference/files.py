@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -219,6 +220,27 @@ def use_opencv_threads() -> None:
     cv2.setNumThreads(OPENCV_THREADS)
 
 
+PARENT_CHECK_SECONDS = 1.0  # how often a worker looks whether the process that started it is still there
+
+
+def exit_with_parent(parent: int) -> None:
+    """In a worker process started by `parent` (its pid): end it when its parent is gone (killed with kill -9, its
+    pool never shut down). The workers hold both ends of the pool's queues, so they would otherwise wait for work
+    forever, each with its models in memory."""
+    import threading
+
+    if os.getppid() != parent:  # gone before this worker began
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def default_processes(task: str, files: int) -> int:
     """How many processes answer `files` files when the user does not say: one per core, when there are enough."""
     return max(1, min(os.cpu_count() or 1, files // MIN_FILES_PER_PROCESS[task]))
@@ -228,9 +250,10 @@ ROW_MAKERS = {"predict": (predict_source, FileResult), "read": (read_source, Fil
 worker_state: dict = {}  # in a worker process only: its recognizer, made once by `start_worker`
 
 
-def start_worker(load_arguments: dict) -> None:
+def start_worker(load_arguments: dict, parent: int) -> None:
     from digitrec.inference.recognizer import Recognizer
 
+    exit_with_parent(parent)
     use_opencv_threads()
     worker_state["recognizer"] = Recognizer.load(**load_arguments)
 
@@ -265,7 +288,8 @@ def rows_in_processes(recognizer, task: str, paths: list[Path], out_dir: Path | 
         ensure_output_dir(out_dir)
     arguments_of_worker = recognizer.load_arguments | {"threads": PROCESS_THREADS}
     context = multiprocessing.get_context("spawn")  # a clean interpreter: onnxruntime's threads do not fork well
-    pool = ProcessPoolExecutor(processes - 1, context, initializer=start_worker, initargs=(arguments_of_worker,))
+    starting = (arguments_of_worker, os.getpid())
+    pool = ProcessPoolExecutor(processes - 1, context, initializer=start_worker, initargs=starting)
     with pool:
         tasks = [pool.submit(worker_rows, task, out_dir, index, path) for index, path in enumerate(paths)]
         here = partial(file_rows, recognizer_of_this_process(recognizer, arguments_of_worker), task, out_dir)
