@@ -316,8 +316,9 @@ def add_archive_options(parser: argparse.ArgumentParser) -> None:
         help="write one row per image here, in parts as they finish (FILE.parquet.parts/); a rerun with the same "
         "--out skips what is done. Inputs may also be .txt/.csv lists of paths",
     )  # fmt: skip
-    job.add_argument("--engine", choices=ARCHIVE_ENGINES, default="local", help="local: this process (default); "
-                     "ray: a Ray cluster, the model loaded once per worker (needs digitrec[cluster])")  # fmt: skip
+    job.add_argument("--engine", choices=ARCHIVE_ENGINES, default="local", help="local: this machine, in --jobs "
+                     "processes (default); ray: a Ray cluster, the model loaded once per worker (needs "
+                     "digitrec[cluster])")  # fmt: skip
     job.add_argument("--address", help="ray: a running cluster (HOST:PORT or ray://...); default: a local one")
     job.add_argument("--workers", type=positive_int, help="ray: workers, one CPU each (default: the cluster's CPUs)")
 
