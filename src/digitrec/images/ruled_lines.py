@@ -112,12 +112,11 @@ def collinear_groups(pieces: list[LinePiece], tolerance_px: float) -> list[list[
     return groups
 
 
-def is_printed_rule(group: list[LinePiece], line: LinePiece, width: int, writing_stroke_px: float) -> bool:
-    """The pieces line up straight (no steeper than LINE_ANGLES_DEG) from one border to the other, thinner than the
-    writing's strokes."""
+def is_printed_rule(line: LinePiece, width: int, writing_stroke_px: float) -> bool:
+    """The line's pieces (`line`: all of them) run straight (no steeper than LINE_ANGLES_DEG) from one border to the
+    other, thinner than the writing's strokes."""
     straight = abs(line.fit[0]) <= np.tan(np.radians(max(np.abs(LINE_ANGLES_DEG))))
-    start, end = min(p.x0 for p in group), max(p.x1 for p in group)
-    across = start <= LINE_BORDER_GAP_PX and end >= width - 1 - LINE_BORDER_GAP_PX
+    across = line.x0 <= LINE_BORDER_GAP_PX and line.x1 >= width - 1 - LINE_BORDER_GAP_PX
     return straight and across and line.thickness < PRINTED_RULE_STROKE_FRACTION * writing_stroke_px
 
 
@@ -138,7 +137,7 @@ def horizontal_lines(faint: np.ndarray, writing_stroke_px: float | None = None) 
         if extent < LINE_SPAN_FRACTION * width or coverage < LINE_COVERAGE_FRACTION * width:
             continue
         whole = LinePiece(np.concatenate([p.xs for p in group]), np.concatenate([p.ys for p in group]))
-        if writing_stroke_px is not None and not is_printed_rule(group, whole, width, writing_stroke_px):
+        if writing_stroke_px is not None and not is_printed_rule(whole, width, writing_stroke_px):
             continue
         slope, intercept = whole.fit
         lines |= np.abs(rows - (slope * columns + intercept)) <= whole.thickness / 2 + 1

@@ -89,14 +89,19 @@ class ArchiveJob:
             del settings["pieces"], settings["lines"]
         return settings
 
+    @property
+    def load_arguments(self) -> dict:
+        """`Recognizer.load`'s arguments for this job's recognizer."""
+        pieces, lines = (self.pieces, self.lines) if self.task == "read" else (None, None)
+        return {"model": self.model, "backend": self.backend, "tta": self.tta, "pieces": pieces,
+                "threads": self.threads, "lines": lines}  # fmt: skip
+
     def load_recognizer(self):
         from digitrec.inference.files import use_opencv_threads
         from digitrec.inference.recognizer import Recognizer
 
         use_opencv_threads()  # a job's worker: one process per core
-        pieces, lines = (self.pieces, self.lines) if self.task == "read" else (None, None)
-        return Recognizer.load(self.model, backend=self.backend, tta=self.tta, pieces=pieces, threads=self.threads,
-                               lines=lines)  # fmt: skip
+        return Recognizer.load(**self.load_arguments)
 
 
 @dataclass(frozen=True)
@@ -284,18 +289,11 @@ def write_final(out: Path, table) -> None:
 # --- engines ------------------------------------------------------------------------------------------------------
 
 
-job_worker_state: dict = {}  # in a worker process of `run_local` only: its recognizer, made once by `start_job_worker`
-
-
-def start_job_worker(job: ArchiveJob, parent: int) -> None:
-    from digitrec.inference.files import exit_with_parent
-
-    exit_with_parent(parent)
-    job_worker_state["recognizer"] = job.load_recognizer()
-
-
 def job_worker_rows(task: str, path: Path) -> list[dict]:
-    return file_rows(job_worker_state["recognizer"], task, path)
+    """In a worker of `inference.files.worker_pool`: the file's rows, answered by the worker's recognizer."""
+    from digitrec.inference.files import worker_state
+
+    return file_rows(worker_state["recognizer"], task, path)
 
 
 def pending_rows(job: ArchiveJob, pending: list[Path], processes: int) -> Iterable[list[dict]]:
@@ -305,12 +303,11 @@ def pending_rows(job: ArchiveJob, pending: list[Path], processes: int) -> Iterab
         recognizer = job.load_recognizer()
         yield from (file_rows(recognizer, job.task, path) for path in pending)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
     from itertools import repeat
 
-    context = multiprocessing.get_context("spawn")  # a clean interpreter: onnxruntime's threads do not fork well
-    with ProcessPoolExecutor(processes, context, initializer=start_job_worker, initargs=(job, os.getpid())) as pool:
+    from digitrec.inference.files import worker_pool
+
+    with worker_pool(processes, job.load_arguments) as pool:
         yield from pool.map(job_worker_rows, repeat(job.task), pending)
 
 

@@ -258,6 +258,13 @@ def start_worker(load_arguments: dict, parent: int) -> None:
     worker_state["recognizer"] = Recognizer.load(**load_arguments)
 
 
+def worker_pool(workers: int, load_arguments: dict) -> ProcessPoolExecutor:
+    """`workers` fresh processes, each with its recognizer made by `Recognizer.load(**load_arguments)` (in
+    `worker_state`) and ending with this process (`exit_with_parent`)."""
+    context = multiprocessing.get_context("spawn")  # a clean interpreter: onnxruntime's threads do not fork well
+    return ProcessPoolExecutor(workers, context, initializer=start_worker, initargs=(load_arguments, os.getpid()))
+
+
 def file_rows(recognizer, task: str, out_dir: Path | None, index: int, path: Path) -> list:
     """The rows of the `index`-th input file of a batch of `task`, answered by `recognizer`."""
     row_for_source, error_row = ROW_MAKERS[task]
@@ -287,10 +294,7 @@ def rows_in_processes(recognizer, task: str, paths: list[Path], out_dir: Path | 
     if out_dir is not None:
         ensure_output_dir(out_dir)
     arguments_of_worker = recognizer.load_arguments | {"threads": PROCESS_THREADS}
-    context = multiprocessing.get_context("spawn")  # a clean interpreter: onnxruntime's threads do not fork well
-    starting = (arguments_of_worker, os.getpid())
-    pool = ProcessPoolExecutor(processes - 1, context, initializer=start_worker, initargs=starting)
-    with pool:
+    with worker_pool(processes - 1, arguments_of_worker) as pool:
         tasks = [pool.submit(worker_rows, task, out_dir, index, path) for index, path in enumerate(paths)]
         here = partial(file_rows, recognizer_of_this_process(recognizer, arguments_of_worker), task, out_dir)
         rows_here = {}
