@@ -4,7 +4,9 @@ the shipped model on lines of MNIST *test* digits (it was trained on training di
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import cv2
 import numpy as np
@@ -117,6 +119,19 @@ def test_each_named_style_draws_its_own_lines(mnist_train):
         LineTrainConfig(scanned_share=1.5)
 
 
+def test_amount_lines_are_often_round_sums_with_their_zeros_drawn(mnist_train):
+    """Lines in the "amounts" style: some are round sums (1-3 leading digits, the first not 0, then zeros), far
+    more than chance makes in the random digits of "latin" lines."""
+    images, labels = mnist_train.images[:3000], mnist_train.labels[:3000]
+    round_sum = re.compile(r"[1-9][0-9]{0,2}0{2,}")  # random digits: about 1 line in 100
+    lines = [synthetic_line(images, labels, np.random.default_rng(seed), "amounts") for seed in range(300)]
+    round_sums = [line for line in lines if round_sum.fullmatch(line.text)]
+    assert len(round_sums) >= 60  # measured: 102 of 300
+    assert all(line.mask.shape[1] > len(line.text) * 0.3 * line.height for line in round_sums), "each zero drawn"
+    latin = [synthetic_line(images, labels, np.random.default_rng(seed), "latin") for seed in range(300)]
+    assert sum(bool(round_sum.fullmatch(line.text)) for line in latin) <= 10  # measured: 0
+
+
 def test_a_line_scanned_as_a_cheque_field_is_found_again_by_the_readers_ink_stage(mnist_train):
     """The field is gray paper with a texture and gray ink, sized as a scan; the reader's ink stage finds the line
     in it (as one line over the digits' columns) in most fields, and what it finds is not the drawn mask:
@@ -185,6 +200,24 @@ def test_training_resumes_after_its_last_epoch_and_exports_the_same_model(tmp_pa
     onnx_log_probs = read_lines(batch.numpy())
     assert onnx_log_probs.shape == (4, batch.shape[-1] // LINE_WIDTH_STEP, LINE_CLASSES)
     assert np.allclose(np.exp(onnx_log_probs).sum(axis=2), 1, atol=1e-4)
+
+
+def test_fine_tuning_starts_from_the_given_checkpoint(tmp_path, mnist_train):
+    """`init`: the model starts from another run's weights (its first-epoch loss far below a fresh start's), and
+    a file that is not a line model's checkpoint is a one-line error."""
+    images, labels = mnist_train.images[:3000], mnist_train.labels[:3000]
+    training, validation = make_lines(images, labels, 256, seed=1), make_lines(images, labels, 64, seed=2)
+    torch.set_num_threads(2)
+    config = LineTrainConfig(training_lines=256, validation_lines=64, epochs=3, batch_size=32)
+    trained = train_line_model(config, training, validation, tmp_path / "base")
+    fresh = train_line_model(dataclasses.replace(config, epochs=1), training, validation, tmp_path / "fresh")
+    tuned_config = dataclasses.replace(config, epochs=1, init=str(tmp_path / "base" / CHECKPOINT_FILE))
+    tuned = train_line_model(tuned_config, training, validation, tmp_path / "tuned")
+    assert tuned["history"][0]["train_loss"] < 0.8 * fresh["history"][0]["train_loss"]
+    assert tuned["history"][0]["train_loss"] < trained["history"][0]["train_loss"]
+    with pytest.raises(DigitrecError, match="no such line model checkpoint"):
+        train_line_model(dataclasses.replace(tuned_config, init=str(tmp_path / "missing.safetensors")),
+                         training, validation, tmp_path / "other")  # fmt: skip
 
 
 @pytest.fixture(scope="module")

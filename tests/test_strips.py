@@ -19,7 +19,7 @@ from digitrec.synthetic.strips import (
     strip_generator,
     write_example_strips,
 )
-from digitrec.synthetic.styles import crossed_seven, hooked_nine, with_flagged_ones
+from digitrec.synthetic.styles import crossed_seven, flagged_one, hooked_nine, with_flagged_ones
 
 SEED = 11
 GRAY_INK_LEVEL = 128  # clean strips: paper above 225, ink below 60
@@ -260,3 +260,14 @@ def test_hooked_nines_curl_left_at_the_foot(mnist_test):
         ink_ys = np.nonzero(original >= 128)[0]
         foot = np.flatnonzero(original[ink_ys.max()] >= 128).mean()
         assert ys.mean() > ink_ys.mean() and xs.mean() < foot, "in the lower part, left of the foot"
+
+
+def test_a_bowed_flag_bulges_up_and_left_of_the_straight_one(mnist_test):
+    """The same flag (same length and angle: generators in the same state) drawn straight and bowed: the bowed
+    one's added ink lies above and to the left of the straight one's."""
+    for original in mnist_test.images[mnist_test.labels == 1][:20]:
+        straight = flagged_one(original, np.random.default_rng(8), (0.6, 0.6), (40.0, 40.0))
+        bowed = flagged_one(original, np.random.default_rng(8), (0.6, 0.6), (40.0, 40.0), bend=0.4)
+        straight_ys, straight_xs = added_stroke(original, straight)
+        bowed_ys, bowed_xs = added_stroke(original, bowed)
+        assert bowed_ys.mean() < straight_ys.mean() and bowed_xs.mean() < straight_xs.mean()

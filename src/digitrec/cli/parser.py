@@ -226,8 +226,9 @@ def add_line_model_parser(commands) -> None:
         "--styles",
         choices=LINE_STYLE_NAMES,
         default=defaults["styles"],
-        help="how the digits are written: basic (flags of moderate length, ligatures at the foot) or latin (also "
-        "long and flat flags, crossed 7s, curled 9s, ligatures at any height); default %(default)s",
+        help="how the digits are written: basic (flags of moderate length, ligatures at the foot), latin (also "
+        "long and flat flags, crossed 7s, curled 9s, ligatures at any height) or amounts (latin, and round sums "
+        "with small zeros joined at the top, flags bowed like a cursive l); default %(default)s",
     )
     parser.add_argument(
         "--scanned-share",
@@ -236,6 +237,15 @@ def add_line_model_parser(commands) -> None:
         metavar="SHARE",
         help="share of the lines scanned as cheque fields (gray ink on a security pattern) and binarized by the "
         "reader's own ink stage, as it sees real amounts (default %(default)s; drawing them is slower)",
+    )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="start from this line model's weights (a line-model.safetensors) instead of random ones: fine-tuning",
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=defaults["learning_rate"], help="the peak (default %(default)g)"
     )
     parser.add_argument(
         "--drawing-workers", type=positive_int, default=1, help="processes drawing the lines (default %(default)s)"

@@ -5,8 +5,9 @@ the reader's binarized line, `reading.lines.LineInk`, so what matters is what su
 with its own size, width, slant, baseline and pen, neighbours apart or running into each other; and what real
 amounts add around the digits: 1s with a long flag, crossed 7s and 9s with a curled tail (`synthetic.styles`),
 digits joined by ligatures at the foot or the top, trailing digits written smaller
-("3.000"), thousands dots and commas, a trailing "-" or ".-", an underline, specks. The shares and ranges below
-describe writing in general (cheques, forms), not any image here.
+("3.000"), round sums whose zeros are joined at the top ("amounts" style), thousands dots and commas, a trailing
+"-" or ".-", an underline, specks. The shares and ranges below describe writing in general (cheques, forms), not
+any image here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from digitrec.mnist import WHITE
 from digitrec.reading.lines import TALL_FRACTION, line_height
 from digitrec.synthetic.styles import (
     FLAG_ANGLE_RANGE_DEG,
+    FLAG_BEND_RANGE,
     FLAG_LENGTH_RANGE,
     LONG_FLAG_ANGLE_RANGE_DEG,
     LONG_FLAG_LENGTH_RANGE,
@@ -50,6 +52,13 @@ SPECK_SHARE = 0.2  # lines with a few specks of noise
 LINE_SLOPE = 0.04  # rows per column the line may climb or fall
 BORDER_CUT_SHARE = 0.1  # lines whose first or last digit is cut by the crop (up to a quarter of its width)
 BORDER_CUT_MAX = 0.25
+# Sums of money on cheques, invoices and forms are mostly round: a few leading digits and then zeros ("15.000",
+# "3500", "200,00"); such zeros are often written small, quickly and joined in one stroke at their tops
+ROUND_LEADING_DIGITS = (1, 3)  # the digits before the zeros (the first not a zero)
+SMALL_ZEROS_SHARE = 0.5  # of round amounts: their zeros written smaller (SMALL_TAIL_SCALE)
+JOINED_ZEROS_SHARE = 0.5  # of round amounts: their zeros joined at the top ...
+JOINED_ZERO_GAP_RANGE = (-0.08, 0.15)  # ... this close together (of H)
+JOINED_ZERO_LEVEL = 0.25  # the joining stroke leaves a zero and enters the next this far below its top (of its height)
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class LineStyles:
     hooked_nine_share: float  # of the 9s
     ligature_share: float  # lines written joined up: a stroke from each digit to the next one ...
     ligature_level_range: tuple[float, float]  # ... at this height (share of H above the baseline)
+    curved_flag_share: float = 0.0  # of the flagged 1s: the flag bowed (FLAG_BEND_RANGE)
+    round_amount_share: float = 0.0  # lines written as a round sum (ROUND_LEADING_DIGITS, then zeros)
 
 
 LINE_STYLES = {  # by name (training.config.LINE_STYLE_NAMES)
@@ -70,6 +81,8 @@ LINE_STYLES = {  # by name (training.config.LINE_STYLE_NAMES)
     # and what the dev cheques' misreadings showed (docs/realworld.md): flags as long as the stem or nearly flat,
     # crossed 7s, 9s curled at the foot, ligatures at any height as cursive zeros are joined ("3.000" in one stroke)
     "latin": LineStyles(LONG_FLAG_LENGTH_RANGE, LONG_FLAG_ANGLE_RANGE_DEG, 0.3, 0.3, 0.25, (0.1, 0.9)),
+    # and sums of money as they are written: round amounts with small joined zeros, flags bowed like a cursive "l"
+    "amounts": LineStyles(LONG_FLAG_LENGTH_RANGE, LONG_FLAG_ANGLE_RANGE_DEG, 0.3, 0.3, 0.25, (0.1, 0.9), 0.4, 0.4),
 }
 
 
@@ -85,7 +98,9 @@ def digit_mask(
 ) -> np.ndarray | None:
     """One MNIST digit (28x28 uint8) as an ink mask `height` tall, with its own width and slant."""
     if label == 1 and rng.random() < FLAGGED_ONE_SHARE:
-        image = flagged_one(image, rng, styles.flag_length_range, styles.flag_angle_range_deg)
+        bowed = styles.curved_flag_share and rng.random() < styles.curved_flag_share
+        bend = rng.uniform(*FLAG_BEND_RANGE) if bowed else 0.0
+        image = flagged_one(image, rng, styles.flag_length_range, styles.flag_angle_range_deg, bend)
     if label == 7 and styles.crossed_seven_share and rng.random() < styles.crossed_seven_share:
         image = crossed_seven(image, rng)
     if label == 9 and styles.hooked_nine_share and rng.random() < styles.hooked_nine_share:
@@ -106,6 +121,24 @@ def digit_mask(
         return None
     rows, cols = np.nonzero(ink)
     return ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def round_amount_start(count: int, style: LineStyles, rng: np.random.Generator) -> int:
+    """Where a line of `count` digits written as a round sum starts its zeros (ROUND_LEADING_DIGITS); `count`
+    where the line is not one (`style.round_amount_share` of the lines of two digits or more are)."""
+    if count < 2 or not style.round_amount_share or rng.random() >= style.round_amount_share:
+        return count
+    return int(rng.integers(ROUND_LEADING_DIGITS[0], min(ROUND_LEADING_DIGITS[1], count - 1) + 1))
+
+
+def digit_index(labels: np.ndarray, rng: np.random.Generator, zero: bool, first_of_amount: bool) -> int:
+    """A random digit of `labels`: any, a zero, or (the first digit of a round sum) anything but a zero."""
+    if zero:
+        return int(rng.choice(np.flatnonzero(labels == 0)))
+    while True:
+        index = int(rng.integers(len(labels)))
+        if not first_of_amount or labels[index] != 0:
+            return index
 
 
 def draw_mark(canvas: np.ndarray, kind: str, x: int, baseline: int, height: float, stroke: int) -> int:
@@ -136,6 +169,10 @@ def synthetic_line(images: np.ndarray, labels: np.ndarray, rng: np.random.Genera
     small_from = int(rng.integers(1, 3)) if rng.random() < SMALL_TAIL_SHARE else count
     small_scale = rng.uniform(*SMALL_TAIL_SCALE)
     separator_after = int(rng.integers(0, count - 1)) if count > 1 and rng.random() < SEPARATOR_SHARE else -1
+    zeros_from = round_amount_start(count, style, rng)
+    if zeros_from < count and rng.random() < SMALL_ZEROS_SHARE:
+        small_from = zeros_from
+    joined_zeros = zeros_from < count and rng.random() < JOINED_ZEROS_SHARE
     slope = rng.uniform(-LINE_SLOPE, LINE_SLOPE)
     margin = round(height)
     canvas = np.zeros((round(3 * height) + 2 * margin, round(count * 2.2 * height) + 3 * margin), np.uint8)
@@ -143,8 +180,10 @@ def synthetic_line(images: np.ndarray, labels: np.ndarray, rng: np.random.Genera
     x, text, feet = margin, "", []
     joined = rng.random() < style.ligature_share
     level = rng.uniform(*style.ligature_level_range)
+    zero_top_right = None  # where the joining stroke leaves the last zero drawn (joined zeros)
     for position in range(count):
-        index = int(rng.integers(len(images)))
+        leading = position == 0 < zeros_from < count  # the first digit of a round sum
+        index = digit_index(labels, rng, zero=position >= zeros_from, first_of_amount=leading)
         size = height * (1 + rng.uniform(-SCALE_JITTER, SCALE_JITTER))
         if position >= small_from:
             size *= small_scale
@@ -156,14 +195,20 @@ def synthetic_line(images: np.ndarray, labels: np.ndarray, rng: np.random.Genera
         if top < 0 or x + ink.shape[1] >= canvas.shape[1] - margin:
             break
         canvas[top:bottom, x : x + ink.shape[1]][ink] = WHITE
-        if joined and feet:
+        if joined_zeros and position >= zeros_from:
+            zero_level = round(JOINED_ZERO_LEVEL * ink.shape[0])
+            if zero_top_right is not None:
+                cv2.line(canvas, zero_top_right, (x + 1, top + zero_level), WHITE, max(1, stroke // 2))
+            zero_top_right = (x + ink.shape[1] - 1, top + zero_level)
+        elif joined and feet:
             cv2.line(canvas, feet[-1], (x + 1, bottom - round((level + 0.1) * height)), WHITE, max(1, stroke // 2))
         feet.append((x + ink.shape[1] - 1, bottom - round(level * height)))
         text += str(int(labels[index]))
         x += ink.shape[1]
         if position == separator_after:
             x = draw_mark(canvas, rng.choice(["dot", "comma"]), x + stroke, bottom, height, stroke) + stroke
-        x += round(rng.uniform(*GAP_RANGE) * height)
+        joining = joined_zeros and position >= zeros_from and position != separator_after
+        x += round(rng.uniform(*(JOINED_ZERO_GAP_RANGE if joining else GAP_RANGE)) * height)
         x = max(x, margin)
     ink_end = x
     if rng.random() < TRAILING_DASH_SHARE:

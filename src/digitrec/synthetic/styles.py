@@ -19,6 +19,9 @@ FLAG_ANGLE_RANGE_DEG = (30.0, 60.0)  # how far below the horizontal it runs, to 
 # Many writers draw the flag as long as the stem, or nearly flat ("^"- and "7"-like 1s on Chilean cheques):
 LONG_FLAG_LENGTH_RANGE = (0.4, 1.0)
 LONG_FLAG_ANGLE_RANGE_DEG = (15.0, 60.0)
+# Others write the flag as a curve bowing up and to the left (a 1 begun like a cursive "l"): the curve's middle
+# stands off the straight flag by up to this share of the flag's length
+FLAG_BEND_RANGE = (0.1, 0.45)
 CROSSBAR_LENGTH_RANGE = (0.35, 0.6)  # a crossed 7's bar, as a share of the 7's height, across its stem ...
 CROSSBAR_HEIGHT_RANGE = (0.45, 0.6)  # ... this far down from its top
 # A 9 whose tail curls back to the left at its foot (read as 8 by readers that never saw one): the curl reaches this
@@ -45,10 +48,12 @@ def flagged_one(
     rng: np.random.Generator,
     length_range: tuple[float, float] = FLAG_LENGTH_RANGE,
     angle_range_deg: tuple[float, float] = FLAG_ANGLE_RANGE_DEG,
+    bend: float = 0.0,
 ) -> np.ndarray:
     """An MNIST "1" (28x28 uint8, white on black) with a flag drawn from the top of its stem down to the left, in
     the digit's own stroke width (its length a share of the 1's height drawn from `length_range`, its angle below
-    the horizontal from `angle_range_deg`); the digit unchanged when it has no ink."""
+    the horizontal from `angle_range_deg`), bowed up and to the left by `bend` of its length (0: straight); the
+    digit unchanged when it has no ink."""
     ink = digit >= INK_LEVEL
     rows = np.flatnonzero(ink.any(axis=1))
     if not len(rows):
@@ -57,8 +62,13 @@ def flagged_one(
     top_x = float(np.flatnonzero(ink[top]).mean())
     length = rng.uniform(*length_range) * height
     angle = np.radians(rng.uniform(*angle_range_deg))
-    end = (top_x - length * np.cos(angle), top + length * np.sin(angle))
-    return with_stroke(digit, ink, np.array([(top_x, top), end]))
+    start = np.array([top_x, top])
+    end = start + length * np.array([-np.cos(angle), np.sin(angle)])
+    middle = (start + end) / 2 + bend * length * np.array([-np.sin(angle), -np.cos(angle)])  # up-left of the chord
+    t = np.linspace(0.0, 1.0, 9 if bend else 2)[:, None]  # a quadratic curve through `middle` at t = 1/2
+    control = 2 * middle - (start + end) / 2
+    curve = (1 - t) ** 2 * start + 2 * t * (1 - t) * control + t**2 * end
+    return with_stroke(digit, ink, curve)
 
 
 def crossed_seven(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -190,7 +190,7 @@ class PieceTrainConfig:
 
 # The ways of writing the line model's lines are drawn in (synthetic.line_masks.LINE_STYLES, named here so that the
 # command line's parser imports no drawing code)
-LINE_STYLE_NAMES = ("basic", "latin")
+LINE_STYLE_NAMES = ("basic", "latin", "amounts")
 
 
 @dataclass(frozen=True)
@@ -207,6 +207,7 @@ class LineTrainConfig:
     model: str = "linenet"
     styles: str = LINE_STYLE_NAMES[1]  # how the digits are written (synthetic.line_masks.LINE_STYLES)
     scanned_share: float = 0.0  # share of the lines scanned as cheque fields and binarized by the reader
+    init: str = ""  # a line model's checkpoint to start from (fine-tuning it); "": random weights
 
     def __post_init__(self) -> None:
         if self.styles not in LINE_STYLE_NAMES:

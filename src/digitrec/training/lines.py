@@ -167,7 +167,8 @@ def ctc_loss(log_probs: torch.Tensor, targets, steps, lengths) -> torch.Tensor:
 def train_line_model(
     config: LineTrainConfig, training: LineSet, validation: LineSet, out_dir: Path, progress: bool = False
 ) -> dict:
-    """AdamW, one-cycle, CTC; a checkpoint (with the optimizer) after every epoch; resumes from one found."""
+    """AdamW, one-cycle, CTC; a checkpoint (with the optimizer) after every epoch; resumes from one found, else
+    starts from `config.init`'s weights where given."""
     torch.manual_seed(config.seed)
     model = build_model(config.model, num_classes=LINE_CLASSES)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -176,6 +177,8 @@ def train_line_model(
         optimizer, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch
     )
     checkpoint_path, history = out_dir / CHECKPOINT_FILE, []
+    if config.init and not checkpoint_path.exists():
+        model.load_state_dict(model_state(initial_weights(Path(config.init))))
     if checkpoint_path.exists():
         tensors, metadata = read_checkpoint(checkpoint_path)
         if metadata.get("line_config") != asdict(config):
@@ -214,6 +217,16 @@ def train_line_model(
             "history": history, "line_config": asdict(config)}  # fmt: skip
     export_line_onnx(model, out_dir / ONNX_FILE, card)
     return {"history": history, "onnx": str(out_dir / ONNX_FILE)}
+
+
+def initial_weights(path: Path) -> dict:
+    """The tensors of a line model's checkpoint to start from (`LineTrainConfig.init`)."""
+    if not path.is_file():
+        raise DigitrecError(f"{path}: no such line model checkpoint to start from (a {CHECKPOINT_FILE})")
+    tensors, metadata = read_checkpoint(path)
+    if metadata.get("num_classes") != LINE_CLASSES or "line_config" not in metadata:
+        raise DigitrecError(f"{path}: not a line model's checkpoint")
+    return tensors
 
 
 def export_line_onnx(model: torch.nn.Module, path: Path, metadata: dict) -> Path:
