@@ -239,9 +239,9 @@ def test_shipped_line_models_read_lines_of_test_digits(test_digit_lines, name):
             return torch.from_numpy(network.logits(x.numpy()))
 
     scores = evaluate_lines(OnnxAsTorch(), test_digit_lines)
-    # measured: line-reader 92.3% of these 300 lines exact (validation lines of the tuning digits: 92.0%, its model
-    # card), line-reader-scanned 88.3% (its validation lines, half of them scanned: 82.5%)
-    assert scores["exact"] >= 0.85
+    # measured: line-reader-amounts 84.7% of these 300 drawn latin-style lines exact, line-reader-amounts-ft 84.0%
+    # (their validation lines, amounts-style and 80% scanned: 74.7% and 74.2%, their model cards)
+    assert scores["exact"] >= 0.8
 
 
 def test_a_classifier_is_not_a_line_model():
@@ -249,7 +249,7 @@ def test_a_classifier_is_not_a_line_model():
         load_line_model("default")
 
 
-@pytest.mark.parametrize("lines", ["{missing}", "line-reader,{missing}", " , "])
+@pytest.mark.parametrize("lines", ["{missing}", "line-reader-amounts,{missing}", " , "])
 def test_cli_read_with_a_missing_line_model_is_a_one_line_error(tmp_path, capsys, lines):
     image = tmp_path / "x.png"
     image.write_bytes(b"")
@@ -270,7 +270,7 @@ def test_several_line_models_pool_their_views(mnist_test):
     strip = render_strip(mnist_test.images[picks], mnist_test.labels[picks], "clean", 0.3, rng)
     found = reader.lines_of_ink(strip.image)
     line = found.lines[0][0]
-    one = Recognizer.load(lines="line-reader").line_models
+    one = Recognizer.load(lines=SHIPPED_LINE_MODELS[0]).line_models
     both = Recognizer.load().line_models
     single, twice = reader.line_model_views(one, line), reader.line_model_views(one * 2, line)
     pooled = reader.line_model_views(both, line)
@@ -335,14 +335,14 @@ def steps_log_probs(*steps: dict[int, float]) -> np.ndarray:
 
 
 def test_settles_only_when_no_other_reading_can_come_within_the_margin():
-    """The best reading "12" holds 97% of the line's probability: 1 - 97% alone could be one rival within the
-    margin (log(0.97 / 0.03) < 4), but the views' one-step alternatives "152" and "172" hold nearly all of the rest,
-    1.5% each (each more than LINE_MODEL_MARGIN below), so no other reading can stand; with "152" at 10% it can."""
+    """The best reading "12" holds 94% of the line's probability: 1 - 94% alone could be one rival within the
+    margin (log(0.94 / 0.06) < 3), but the views' one-step alternatives "152" and "172" hold nearly all of the rest,
+    3% each (each more than LINE_MODEL_MARGIN below), so no other reading can stand; with "152" at 10% it can."""
     from digitrec.reading.reader import LINE_MODEL_MARGIN, LineModelViews
 
-    three_way = steps_log_probs({1: 1.0}, {BLANK: 0.97, 5: 0.015, 7: 0.015}, {2: 1.0})
+    three_way = steps_log_probs({1: 1.0}, {BLANK: 0.94, 5: 0.03, 7: 0.03}, {2: 1.0})
     views = LineModelViews([three_way], {"12": []})
-    assert np.log(0.97 / 0.03) < LINE_MODEL_MARGIN < np.log(0.97 / 0.015)
+    assert np.log(0.94 / 0.06) < LINE_MODEL_MARGIN < np.log(0.94 / 0.03)
     assert views.best() == "12" and set(views.alternatives("12")) >= {"152", "172"}
     assert views.settles("12")
     rival = LineModelViews([steps_log_probs({1: 1.0}, {BLANK: 0.9, 5: 0.1}, {2: 1.0})], {"12": []})
