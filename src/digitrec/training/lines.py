@@ -177,8 +177,6 @@ def train_line_model(
         optimizer, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch
     )
     checkpoint_path, history = out_dir / CHECKPOINT_FILE, []
-    if config.init and not checkpoint_path.exists():
-        model.load_state_dict(model_state(initial_weights(Path(config.init))))
     if checkpoint_path.exists():
         tensors, metadata = read_checkpoint(checkpoint_path)
         if metadata.get("line_config") != asdict(config):
@@ -188,6 +186,8 @@ def train_line_model(
         history = metadata["history"]
         for _ in range(len(history) * steps_per_epoch):
             schedule.step()
+    elif config.init:
+        model.load_state_dict(model_state(initial_weights(Path(config.init))))
     for epoch in range(len(history), config.epochs):
         model.train()
         started, total_loss = time.perf_counter(), 0.0
