@@ -18,7 +18,7 @@ from digitrec import Recognizer
 from digitrec.cli import main
 from digitrec.errors import DigitrecError
 from digitrec.inference.recognizer import load_line_model
-from digitrec.mnist import WHITE
+from digitrec.mnist import TUNING_START, WHITE
 from digitrec.model_files import LINE_GRU_MODEL, LINE_MODELS, SHIPPED_LINE_MODEL, SHIPPED_LINE_MODELS
 from digitrec.models.registry import build_model
 from digitrec.reading.line_model import (
@@ -39,7 +39,10 @@ from digitrec.training.config import LINE_STYLE_NAMES, LineTrainConfig
 from digitrec.training.lines import (
     CHECKPOINT_FILE,
     ONNX_FILE,
+    PLAIN_SEED_OFFSET,
+    LineSet,
     as_the_reader_sees_it,
+    drawing_key,
     evaluate_lines,
     export_line_onnx,
     make_line_model,
@@ -177,6 +180,30 @@ def test_lines_are_drawn_in_processes_cached_and_read_back(tmp_path, mnist_dir):
     again = make_line_model(config, tmp_path / "run", tmp_path / "cache", data_dir=mnist_dir, drawing_workers=2)
     assert {path.name: path.stat().st_mtime_ns for path in (tmp_path / "cache").iterdir()} == blocks
     assert again["history"] == first["history"]
+
+
+def test_plain_lines_are_drawn_unscanned_in_their_own_blocks_and_learnt_with_the_others(tmp_path, mnist_dir):
+    """`plain_lines`: a block of its own, drawn in `plain_styles` and never scanned, with generators seeded apart
+    from the training lines'; the model trains on both (a checkpoint made without them is another config)."""
+    config = LineTrainConfig(training_lines=40, validation_lines=10, epochs=1, batch_size=32, seed=2,
+                             scanned_share=1.0, plain_lines=30, plain_styles="latin")  # fmt: skip
+    torch.set_num_threads(2)
+    make_line_model(config, tmp_path / "run", tmp_path / "cache", data_dir=mnist_dir)
+    names = sorted(path.name for path in (tmp_path / "cache").iterdir())
+    plain_key = drawing_key(dataclasses.replace(config, styles="latin", scanned_share=0.0))
+    assert names[:2] == ["lines-0-40-seed2-" + drawing_key(config) + ".npz", f"plain-lines-0-30-seed2-{plain_key}.npz"]
+    from digitrec.data.datasets import load_split
+
+    train = load_split("train", mnist_dir)
+    drawn = make_lines(train.images[:TUNING_START], train.labels[:TUNING_START], 30,
+                       seed=2 * 1_000_003 + PLAIN_SEED_OFFSET, styles="latin")  # fmt: skip
+    plain = LineSet.load(tmp_path / "cache" / names[1])
+    assert plain.texts == drawn.texts and np.array_equal(plain.columns, drawn.columns)
+    with pytest.raises(DigitrecError, match="plain lines"):
+        LineTrainConfig(plain_lines=-1)
+    with pytest.raises(DigitrecError, match="another config"):
+        make_line_model(dataclasses.replace(config, plain_lines=0), tmp_path / "run", tmp_path / "cache",
+                        data_dir=mnist_dir)  # fmt: skip
 
 
 def test_training_resumes_after_its_last_epoch_and_exports_the_same_model(tmp_path, mnist_train):

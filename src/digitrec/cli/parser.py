@@ -239,6 +239,20 @@ def add_line_model_parser(commands) -> None:
         "reader's own ink stage, as it sees real amounts (default %(default)s; drawing them is slower)",
     )
     parser.add_argument(
+        "--plain-lines",
+        type=int,
+        default=defaults["plain_lines"],
+        metavar="N",
+        help="add N lines never scanned (clean ink, digits apart or touching) to the training lines, so that a "
+        "model learning scanned amounts keeps reading such lines (default %(default)s)",
+    )
+    parser.add_argument(
+        "--plain-styles",
+        choices=LINE_STYLE_NAMES,
+        default=defaults["plain_styles"],
+        help="how the plain lines' digits are written (default %(default)s)",
+    )
+    parser.add_argument(
         "--init",
         type=Path,
         metavar="CHECKPOINT",

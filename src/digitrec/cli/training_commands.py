@@ -71,7 +71,8 @@ def command_line_model(args: argparse.Namespace) -> int:
     config = LineTrainConfig(training_lines=args.lines, validation_lines=args.validation_lines, epochs=args.epochs,
                              seed=args.seed, model=args.model, styles=args.styles,
                              scanned_share=args.scanned_share, init=str(args.init or ""),
-                             learning_rate=args.learning_rate)  # fmt: skip
+                             learning_rate=args.learning_rate, plain_lines=args.plain_lines,
+                             plain_styles=args.plain_styles)  # fmt: skip
     result = make_line_model(config, args.out, args.cache, data_dir=args.data_dir, progress=sys.stderr.isatty(),
                              drawing_workers=args.drawing_workers)  # fmt: skip
     last = result["history"][-1]

@@ -208,10 +208,17 @@ class LineTrainConfig:
     styles: str = LINE_STYLE_NAMES[1]  # how the digits are written (synthetic.line_masks.LINE_STYLES)
     scanned_share: float = 0.0  # share of the lines scanned as cheque fields and binarized by the reader
     init: str = ""  # a line model's checkpoint to start from (fine-tuning it); "": random weights
+    # lines added to the training lines, written in `plain_styles` and never scanned: clean ink on white, as digits
+    # written apart or touching on a sheet look, so that a model learning cheque amounts keeps reading those too
+    plain_lines: int = 0
+    plain_styles: str = LINE_STYLE_NAMES[0]
 
     def __post_init__(self) -> None:
-        if self.styles not in LINE_STYLE_NAMES:
-            raise DigitrecError(f"unknown line styles {self.styles!r} (known: {', '.join(LINE_STYLE_NAMES)})")
+        for styles in (self.styles, self.plain_styles):
+            if styles not in LINE_STYLE_NAMES:
+                raise DigitrecError(f"unknown line styles {styles!r} (known: {', '.join(LINE_STYLE_NAMES)})")
+        if self.plain_lines < 0:
+            raise DigitrecError(f"plain lines must be at least 0, got {self.plain_lines}")
         if not (math.isfinite(self.scanned_share) and 0 <= self.scanned_share <= 1):
             raise DigitrecError(f"scanned share must be a share in [0, 1], got {self.scanned_share}")
         for name in ("training_lines", "validation_lines", "epochs", "batch_size"):

@@ -11,7 +11,7 @@ import logging
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,8 @@ CACHE_BLOCK_LINES = 10_000  # lines are cached in blocks of this many: an interr
 # (not a first or last digit dropped), and not as a blot (a pattern as dark as the ink, filled in)
 READER_SPAN_SHARE = 0.85
 READER_BLOT_FILL = 0.6  # of the line's box inked
+# the plain lines' generators are seeded this far from the training lines' (`block_calls`)
+PLAIN_SEED_OFFSET = 500_000
 CHECKPOINT_FILE = "line-model.safetensors"
 ONNX_FILE = "line-model.onnx"
 
@@ -276,19 +278,19 @@ def draw_blocks(calls: list[tuple], workers: int, progress: bool) -> None:
 def make_line_model(
     config: LineTrainConfig, out_dir: Path, cache_dir: Path, data_dir=None, progress=False, drawing_workers: int = 1
 ) -> dict:
-    """Synthetic lines (cached in blocks in `cache_dir`, drawn by `drawing_workers` processes), then the model in
-    `out_dir`."""
+    """Synthetic lines (cached in blocks in `cache_dir`, drawn by `drawing_workers` processes): `config`'s training
+    lines and its plain ones, then the model in `out_dir`."""
     from digitrec.data.datasets import load_split
 
     train = load_split("train", data_dir)
     training_digits = train.images[:TUNING_START], train.labels[:TUNING_START]
     tuning_digits = train.images[TUNING_START:], train.labels[TUNING_START:]
     key, draw = drawing_key(config), {"styles": config.styles, "scanned_share": config.scanned_share}
-    calls = []
-    for start in range(0, config.training_lines, CACHE_BLOCK_LINES):
-        stop = min(start + CACHE_BLOCK_LINES, config.training_lines)
-        path = cache_dir / f"lines-{start}-{stop}-seed{config.seed}-{key}.npz"
-        calls.append((path, *training_digits, stop - start, config.seed * 1_000_003 + start, draw))
+    calls = block_calls(cache_dir, "lines", key, config.training_lines, config.seed, training_digits, draw)
+    if config.plain_lines:
+        plain_key = drawing_key(replace(config, styles=config.plain_styles, scanned_share=0.0))
+        calls += block_calls(cache_dir, "plain-lines", plain_key, config.plain_lines, config.seed, training_digits,
+                             {"styles": config.plain_styles}, PLAIN_SEED_OFFSET)  # fmt: skip
     validation = cache_dir / f"validation-{config.validation_lines}-seed{config.seed}-{key}.npz"
     calls.append((validation, *tuning_digits, config.validation_lines, config.seed + 7, draw))
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -296,3 +298,16 @@ def make_line_model(
     training = LineSet.concatenate([LineSet.load(call[0]) for call in calls[:-1]])
     out_dir.mkdir(parents=True, exist_ok=True)
     return train_line_model(config, training, LineSet.load(validation), out_dir, progress)
+
+
+def block_calls(
+    cache_dir: Path, name: str, key: str, count: int, seed: int, digits: tuple, draw: dict, offset: int = 0
+) -> list[tuple]:
+    """`draw_block`'s arguments for `count` lines in cache blocks (`name`-START-STOP-seedSEED-KEY.npz); block
+    START's lines are drawn with the generator seeded `SEED * 1,000,003 + offset + START`."""
+    calls = []
+    for start in range(0, count, CACHE_BLOCK_LINES):
+        stop = min(start + CACHE_BLOCK_LINES, count)
+        path = cache_dir / f"{name}-{start}-{stop}-seed{seed}-{key}.npz"
+        calls.append((path, *digits, stop - start, seed * 1_000_003 + offset + start, draw))
+    return calls
