@@ -14,10 +14,16 @@ from digitrec.errors import DigitrecError
 WEIGHTS_DIR = Path(__file__).parent / "weights"  # models shipped inside the package
 DEFAULT_MODEL = "default"  # the shipped classifier
 SHIPPED_PIECE_MODEL = "piece-scorer"  # the shipped piece model the reader cuts lines with (digitrec.reading.pieces)
-# The shipped line models that check the reader's cut digits (reading.line_model), their views pooled: both learnt
-# lines written as amounts are (round sums, latin flags), 80% of them scanned as cheque fields and binarized by the
-# reader; one trained from scratch, one fine-tuned from a latin-style model (docs/realworld.md, docs/model-card.md)
-SHIPPED_LINE_MODELS = ("line-reader-amounts", "line-reader-amounts-ft")
+# The shipped line models that read lines beside the reader's cut digits (reading.line_model), their views pooled:
+# all learnt lines written as amounts are (round sums, latin flags), 80% of them scanned as cheque fields and
+# binarized by the reader: one also on clean drawn lines; one fine-tuned from `line-reader-amounts` on amounts and
+# drawn lines; `line-reader-amounts`; one fine-tuned from a latin-style model (docs/realworld.md, docs/model-card.md)
+SHIPPED_LINE_MODELS = (
+    "line-reader-mixed",
+    "line-reader-amounts-mixft",
+    "line-reader-amounts",
+    "line-reader-amounts-ft",
+)
 LINE_MODEL_SEPARATOR = ","  # `--lines A,B`: several line models, their views pooled
 SHIPPED_LINE_MODEL = LINE_MODEL_SEPARATOR.join(SHIPPED_LINE_MODELS)  # what `read --lines` defaults to
 # The line model's architectures (models.registry): LineNet, and LineNet with a bidirectional GRU over the line

@@ -12,7 +12,7 @@ from digitrec.images.framing import mask_to_mnist
 from digitrec.images.gray_view import FAINT_RIM_PX, gray_to_mnist
 from digitrec.mnist import IMAGE_SIZE, WHITE
 from digitrec.reading.line_model import LineModel, digit_spans, line_input, path_text, text_log_likelihood
-from digitrec.reading.lines import InkLines, LineInk, lines_of_ink, separator_kind
+from digitrec.reading.lines import LineInk, lines_of_ink, separator_kind
 from digitrec.reading.results import NO_DIGITS, Box, DigitReading, LineReading, NumberReading, Separator
 from digitrec.reading.segmentation import (
     Classifier,
@@ -30,14 +30,27 @@ WORD_GAP_TIMES_MEDIAN = 2.5  # ... when it is also this many times the line's me
 # lines of 28 MNIST digits, 70 H: 8 s). Images of scattered specks make many long lines of short specks (860 H for
 # 300 specks, 38 s); four lines of 20 digits are 80 H. Past these, the image is refused.
 MAX_LINES = 30
-# The line models overrule the cut reader on a line when they believe another reading this much more than the cut
-# reader's digits (log-likelihood under CTC, averaged over LINE_VIEW_SCALES and the models): chosen on the dev
-# cheques (docs/realworld.md), where the cut reader is often wrong with a reading the line models find unlikely
-# (flagged 1s cut in two, cursive zeros cut into other digits); with the two shipped line models, margins 1-3 read
-# 109-110 of the 128, 3.5-4: 108, 5: 105. The upper end of that plateau: a lower margin lets the line models
-# overrule more of the cut reader's right digits on MNIST-like strips (4-digit strips written apart, 900: 96.3% at 3,
-# 96.9% at 4).
+# The line models overrule the cut reader on a line when they believe a reading of another length this much more
+# than the cut reader's digits (log-likelihood under CTC, averaged over LINE_VIEW_SCALES and the models): chosen on
+# the dev cheques (docs/realworld.md), where the cut reader often cuts a flagged 1 in two or a cursive zero into
+# other digits, a reading the line models find unlikely.
 LINE_MODEL_MARGIN = 3.0
+# A reading of the cut's length is chosen by both readers together: the line models' belief plus this weight times
+# the classifier's log-probabilities of its digits in the cut pieces (`LineModelViews.combined_reading`), among the
+# line models' best reading and their COMBINED_ALTERNATIVES likeliest others, and it replaces the cut digits when it
+# scores COMBINED_MARGIN more than they do. The classifier is sure and right on MNIST-like digits, sure and wrong on
+# some foreign ones (long-flagged 1s); the line models the other way round. Chosen on the dev cheques and on
+# 4-digit strips of MNIST *tuning* digits (docs/realworld.md): weights 0.3-0.7 and margins 0.5-2 read 112-114 of the
+# 128 cheques, against 110 for the line models' belief alone.
+CLASSIFIER_WEIGHT = 0.5
+COMBINED_MARGIN = 1.0
+COMBINED_ALTERNATIVES = 5
+PROBABILITY_FLOOR = 1e-12  # a classifier's probability below this counts as this (log: -27.6)
+# A line the line models read so surely that no other reading comes within this margin of their best
+# (`LineModelViews.settles`) is not cut at all: a short cut, since the classifier's say could still change it. At
+# 3, 3 of 600 apart and 6 of 600 touching 4-digit MNIST tuning strips were settled wrong where the cut digits were
+# right; at 4, 2 and 3 (docs/realworld.md).
+SETTLE_MARGIN = 4.0
 # The line is read at its measured digit height H and at H 10% smaller and larger: H is measured from the line's
 # components and is off where digits touch or differ in size; the three views read 73.4% of the dev cheques alone,
 # one view 67.2% (docs/realworld.md).
@@ -151,8 +164,8 @@ class LineModelViews:
         return max((text for text in self.readings if text), key=self.belief, default="")
 
     def settles(self, best: str) -> bool:
-        """True when no other reading can come within LINE_MODEL_MARGIN of `best`: whatever the cut reader reads,
-        the line is read `best` (it is the cut reading, or it overrules it), so the line need not be cut.
+        """True when no other reading can come within SETTLE_MARGIN of `best`: the line is read `best` without
+        being cut.
 
         In each view the texts' probabilities sum to 1, so a text not yet looked at has at most 1 minus the
         probability of those that were: first `best` alone, then the likeliest other readings one at a time (the
@@ -165,10 +178,10 @@ class LineModelViews:
         for text in [best, *self.alternatives(best)]:
             if text != best:
                 likelihoods = self.view_likelihoods(text)
-                if belief - float(likelihoods.mean()) < LINE_MODEL_MARGIN:
+                if belief - float(likelihoods.mean()) < SETTLE_MARGIN:
                     return False
                 rest = rest - np.exp(likelihoods)
-            if belief - float(np.log(np.maximum(rest, np.finfo(float).tiny)).mean()) >= LINE_MODEL_MARGIN:
+            if belief - float(np.log(np.maximum(rest, np.finfo(float).tiny)).mean()) >= SETTLE_MARGIN:
                 return True
         return False
 
@@ -182,10 +195,26 @@ class LineModelViews:
                     closeness[text] = max(closeness.get(text, -np.inf), gap)
         return sorted(closeness, key=lambda text: -closeness[text])
 
-    def overrules(self, best: str, cut_reading: list[int]) -> bool:
-        """True when `best` beats the cut reader's digits by LINE_MODEL_MARGIN (mean log-likelihood)."""
-        cut = "".join(str(d) for d in cut_reading)
-        return bool(best) and best != cut and self.belief(best) - self.belief(cut) >= LINE_MODEL_MARGIN
+    def combined_reading(self, best: str, cut_probabilities: np.ndarray) -> str:
+        """The line's reading, from the line models' `best` and the classifier's probabilities of the cut pieces
+        (one row per piece): `best` where it has another length than the cut and beats the cut digits by
+        LINE_MODEL_MARGIN; otherwise the reading of the cut's length that scores most with both readers
+        (CLASSIFIER_WEIGHT), where it beats the cut digits by COMBINED_MARGIN; else the cut digits."""
+        cut = "".join(str(int(p.argmax())) for p in cut_probabilities)
+        if not best or best == cut:
+            return cut
+        if len(best) != len(cut):
+            return best if self.belief(best) - self.belief(cut) >= LINE_MODEL_MARGIN else cut
+        log_probabilities = np.log(np.maximum(cut_probabilities, PROBABILITY_FLOOR))
+        pieces = np.arange(len(cut))
+
+        def score(text: str) -> float:
+            digits = np.array([int(digit) for digit in text])
+            return self.belief(text) + CLASSIFIER_WEIGHT * float(log_probabilities[pieces, digits].sum())
+
+        candidates = [best, *self.alternatives(best)[:COMBINED_ALTERNATIVES]]
+        choice = max([text for text in candidates if len(text) == len(cut)], key=score)
+        return choice if score(choice) - score(cut) >= COMBINED_MARGIN else cut
 
 
 def line_model_views(read_lines: Sequence[LineModel], line: LineInk) -> LineModelViews:
@@ -214,19 +243,15 @@ def line_model_digits(
 
 
 def cut_digits(
-    classify: Classifier, found: InkLines, line: LineInk, segments: list[Segment], size: int, unsure_threshold: float
+    probabilities: np.ndarray, segments: list[Segment], text: str, scale: float, unsure_threshold: float
 ) -> list[DigitReading]:
-    """The cut reader's digits of a line's segments (`digit_probabilities`)."""
-    probabilities = digit_probabilities(classify, found.gray, line, segments, size)
-    return [
-        DigitReading(
-            int(p.argmax()),
-            float(p.max()),
-            to_input_box(s.x, s.y, s.width, s.height, found.scale),
-            bool(p.max() < unsure_threshold),
-        )  # fmt: skip
-        for s, p in zip(segments, probabilities, strict=True)
-    ]
+    """The digits `text` of a line's cut `segments`, each with the classifier's probability of it in its piece
+    (`probabilities`, one row per segment): the classifier's own reading, or one the line models chose with it."""
+    readings = []
+    for segment, p, digit in zip(segments, probabilities, text, strict=True):
+        box = to_input_box(segment.x, segment.y, segment.width, segment.height, scale)
+        readings.append(DigitReading(int(digit), float(p[int(digit)]), box, bool(p[int(digit)] < unsure_threshold)))
+    return readings
 
 
 def check_reading_cost(lines: list[LineInk]) -> None:
@@ -254,8 +279,8 @@ def read_number(
     `score_pieces` (default: `classify`'s confidence) rates the candidate pieces of a line, of which there are many.
     `deadline` (a `time.monotonic()` value): past it (checked between lines and at every cut of a line), the
     reading stops with a DigitrecError. `read_lines` (line models, `reading.line_model`, their views pooled) read
-    each line whole and overrule the cut digits where much surer of their own reading (`LineModelViews.overrules`);
-    a line they read so surely that no cut reading could stand against it is not cut at all (`.settles`).
+    each line whole; the line's reading is chosen from theirs and the cut digits' (`LineModelViews.combined_reading`),
+    and a line they read very surely is not cut at all (`.settles`).
     """
     score_pieces = score_pieces or confidence_scorer(classify)
     found = lines_of_ink(image)
@@ -280,8 +305,12 @@ def read_number(
             check_deadline(deadline)
             if not segments:
                 continue
-            digits = cut_digits(classify, found, line, segments, size, unsure_threshold)
-            if views and views.overrules(best, [d.digit for d in digits]):
+            probabilities = digit_probabilities(classify, found.gray, line, segments, size)
+            text = views.combined_reading(best, probabilities) if views else ""
+            if text and len(text) != len(segments):  # the line models' reading, of another length
                 segments, digits = line_model_digits(views, best, line, unsure_threshold, found.scale)
+            else:
+                text = text or "".join(str(int(p.argmax())) for p in probabilities)
+                digits = cut_digits(probabilities, segments, text, found.scale, unsure_threshold)
         line_readings.append(LineReading(line_text(segments, [d.digit for d in digits], line.height), digits))
     return NumberReading(line_readings, separators, problem=None if line_readings else NO_DIGITS)
