@@ -37,6 +37,7 @@ from digitrec.synthetic.cheque_fields import cheque_field
 from digitrec.synthetic.line_masks import LINE_STYLES, synthetic_line
 from digitrec.training.config import LINE_STYLE_NAMES, LineTrainConfig
 from digitrec.training.lines import (
+    BLOCK_SEED_STRIDE,
     CHECKPOINT_FILE,
     ONNX_FILE,
     PLAIN_SEED_OFFSET,
@@ -196,7 +197,7 @@ def test_plain_lines_are_drawn_unscanned_in_their_own_blocks_and_learnt_with_the
 
     train = load_split("train", mnist_dir)
     drawn = make_lines(train.images[:TUNING_START], train.labels[:TUNING_START], 30,
-                       seed=2 * 1_000_003 + PLAIN_SEED_OFFSET, styles="latin")  # fmt: skip
+                       seed=2 * BLOCK_SEED_STRIDE + PLAIN_SEED_OFFSET, styles="latin")  # fmt: skip
     plain = LineSet.load(tmp_path / "cache" / names[1])
     assert plain.texts == drawn.texts and np.array_equal(plain.columns, drawn.columns)
     with pytest.raises(DigitrecError, match="plain lines"):

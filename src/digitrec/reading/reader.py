@@ -148,6 +148,7 @@ class LineModelViews:
     log_probs: list[np.ndarray]
     readings: dict[str, list[tuple[int, float, int, int]]]
     likelihoods: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # text -> per view, as computed
+    close_readings: dict[str, list[str]] = field(default_factory=dict, repr=False)  # best -> `alternatives(best)`
 
     def view_likelihoods(self, text: str) -> np.ndarray:
         """log P(text | line) under CTC in each view (each text's computed once)."""
@@ -187,20 +188,23 @@ class LineModelViews:
 
     def alternatives(self, best: str) -> list[str]:
         """The readings other than `best` that the views come close to, likeliest first: the other views' best
-        paths, then each view's `path_alternatives`."""
-        closeness = {text: 0.0 for text in self.readings if text and text != best}
-        for view in self.log_probs:
-            for text, gap in path_alternatives(view).items():
-                if text and text != best:
-                    closeness[text] = max(closeness.get(text, -np.inf), gap)
-        return sorted(closeness, key=lambda text: -closeness[text])
+        paths, then each view's `path_alternatives` (computed once per `best`: `settles` and `combined_reading`
+        both look at them)."""
+        if best not in self.close_readings:
+            closeness = {text: 0.0 for text in self.readings if text and text != best}
+            for view in self.log_probs:
+                for text, gap in path_alternatives(view).items():
+                    if text and text != best:
+                        closeness[text] = max(closeness.get(text, -np.inf), gap)
+            self.close_readings[best] = sorted(closeness, key=lambda text: -closeness[text])
+        return self.close_readings[best]
 
     def combined_reading(self, best: str, cut_probabilities: np.ndarray) -> str:
         """The line's reading, from the line models' `best` and the classifier's probabilities of the cut pieces
         (one row per piece): `best` where it has another length than the cut and beats the cut digits by
         LINE_MODEL_MARGIN; otherwise the reading of the cut's length that scores most with both readers
         (CLASSIFIER_WEIGHT), where it beats the cut digits by COMBINED_MARGIN; else the cut digits."""
-        cut = "".join(str(int(p.argmax())) for p in cut_probabilities)
+        cut = cut_text(cut_probabilities)
         if not best or best == cut:
             return cut
         if len(best) != len(cut):
@@ -242,15 +246,20 @@ def line_model_digits(
     return segments, digits
 
 
+def cut_text(probabilities: np.ndarray) -> str:
+    """The classifier's own reading of a line's cut pieces (one row of probabilities per piece)."""
+    return "".join(str(int(p.argmax())) for p in probabilities)
+
+
 def cut_digits(
     probabilities: np.ndarray, segments: list[Segment], text: str, scale: float, unsure_threshold: float
 ) -> list[DigitReading]:
     """The digits `text` of a line's cut `segments`, each with the classifier's probability of it in its piece
     (`probabilities`, one row per segment): the classifier's own reading, or one the line models chose with it."""
     readings = []
-    for segment, p, digit in zip(segments, probabilities, text, strict=True):
+    for segment, p, digit in zip(segments, probabilities, map(int, text), strict=True):
         box = to_input_box(segment.x, segment.y, segment.width, segment.height, scale)
-        readings.append(DigitReading(int(digit), float(p[int(digit)]), box, bool(p[int(digit)] < unsure_threshold)))
+        readings.append(DigitReading(digit, float(p[digit]), box, bool(p[digit] < unsure_threshold)))
     return readings
 
 
@@ -306,11 +315,10 @@ def read_number(
             if not segments:
                 continue
             probabilities = digit_probabilities(classify, found.gray, line, segments, size)
-            text = views.combined_reading(best, probabilities) if views else ""
-            if text and len(text) != len(segments):  # the line models' reading, of another length
-                segments, digits = line_model_digits(views, best, line, unsure_threshold, found.scale)
+            text = views.combined_reading(best, probabilities) if views else cut_text(probabilities)
+            if len(text) != len(segments):  # the line models' reading, of another length
+                segments, digits = line_model_digits(views, text, line, unsure_threshold, found.scale)
             else:
-                text = text or "".join(str(int(p.argmax())) for p in probabilities)
                 digits = cut_digits(probabilities, segments, text, found.scale, unsure_threshold)
         line_readings.append(LineReading(line_text(segments, [d.digit for d in digits], line.height), digits))
     return NumberReading(line_readings, separators, problem=None if line_readings else NO_DIGITS)

@@ -40,7 +40,10 @@ CACHE_BLOCK_LINES = 10_000  # lines are cached in blocks of this many: an interr
 # (not a first or last digit dropped), and not as a blot (a pattern as dark as the ink, filled in)
 READER_SPAN_SHARE = 0.85
 READER_BLOT_FILL = 0.6  # of the line's box inked
-# the plain lines' generators are seeded this far from the training lines' (`block_calls`)
+# A cache block of a run's lines is drawn with the generator seeded `seed * BLOCK_SEED_STRIDE + offset + start`
+# (`block_calls`): the training lines from offset 0, the plain lines from PLAIN_SEED_OFFSET, so that neither collides
+# with the other while each has fewer than 500,000 lines, nor with another seed's (the stride a prime above both)
+BLOCK_SEED_STRIDE = 1_000_003
 PLAIN_SEED_OFFSET = 500_000
 CHECKPOINT_FILE = "line-model.safetensors"
 ONNX_FILE = "line-model.onnx"
@@ -304,10 +307,10 @@ def block_calls(
     cache_dir: Path, name: str, key: str, count: int, seed: int, digits: tuple, draw: dict, offset: int = 0
 ) -> list[tuple]:
     """`draw_block`'s arguments for `count` lines in cache blocks (`name`-START-STOP-seedSEED-KEY.npz); block
-    START's lines are drawn with the generator seeded `SEED * 1,000,003 + offset + START`."""
+    START's lines are drawn with the generator seeded `SEED * BLOCK_SEED_STRIDE + offset + START`."""
     calls = []
     for start in range(0, count, CACHE_BLOCK_LINES):
         stop = min(start + CACHE_BLOCK_LINES, count)
         path = cache_dir / f"{name}-{start}-{stop}-seed{seed}-{key}.npz"
-        calls.append((path, *digits, stop - start, seed * 1_000_003 + offset + start, draw))
+        calls.append((path, *digits, stop - start, seed * BLOCK_SEED_STRIDE + offset + start, draw))
     return calls
